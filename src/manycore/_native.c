@@ -1,0 +1,1136 @@
+/*
+ * _native.c -- the CPython extension over the manycore C core (csrc/).
+ *
+ * This layer does only what needs the C API: it holds buffers for the whole
+ * call (so a bytearray cannot be resized under a kernel), checks their
+ * format, contiguity, alignment and writability, releases the GIL around
+ * kernels large enough to pay for it, polls for signals while a kernel runs,
+ * and turns status codes into exceptions through manycore._errors (the one
+ * table every binding shares).  Scalar arguments arrive already validated by
+ * the Python face (manycore/native.py); the core re-checks their domains.
+ *
+ * Multi-phase init, all state in the module state, heap type for Pool.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <string.h>
+
+#include "manycore.h"
+
+#ifndef MC_BUILD_COMPILER
+#  define MC_BUILD_COMPILER "unknown"
+#endif
+#ifndef MC_BUILD_OPENMP
+#  define MC_BUILD_OPENMP 0
+#endif
+
+/* Work (in element operations) below which a kernel runs serially with the
+ * GIL held: releasing and re-taking the GIL and waking the pool cost about
+ * 1-2 us, i.e. a few thousand element operations (benchmarks/native.py
+ * measures the crossover). */
+#define GIL_RELEASE_MIN_WORK 16384.0
+
+/* Codes of manycore._errors for argument problems. */
+enum {
+    ARG_NOT_BUFFER = 100,
+    ARG_NOT_CONTIGUOUS = 101,
+    ARG_FORMAT = 102,
+    ARG_READONLY = 103,
+    ARG_LENGTH = 104,
+    ARG_MISALIGNED = 105,
+    ARG_FORMAT_MISMATCH = 106,
+};
+
+typedef struct {
+    PyTypeObject *pool_type;
+    PyObject *raise_status;     /* manycore._errors.raise_status */
+    PyObject *raise_argument;   /* manycore._errors.raise_argument */
+    unsigned long main_thread_ident;
+} module_state;
+
+static inline module_state *get_state(PyObject *module)
+{
+    return (module_state *)PyModule_GetState(module);
+}
+
+/* ------------------------------------------------------------------ errors */
+static PyObject *raise_status(module_state *st, int status, const char *context, int os_error)
+{
+    PyObject *r = PyObject_CallFunction(st->raise_status, "isi", status, context, os_error);
+    Py_XDECREF(r);   /* raise_status always raises; r is NULL */
+    return NULL;
+}
+
+static int raise_argument(module_state *st, int code, const char *arg, PyObject *detail)
+{
+    PyObject *r = PyObject_CallFunction(st->raise_argument, "isO", code, arg, detail ? detail : Py_None);
+    Py_XDECREF(r);
+    return -1;
+}
+
+static int raise_argument_str(module_state *st, int code, const char *arg, const char *detail)
+{
+    PyObject *d = PyUnicode_FromString(detail);
+    if (d == NULL)
+        return -1;
+    raise_argument(st, code, arg, d);
+    Py_DECREF(d);
+    return -1;
+}
+
+/* ------------------------------------------------------------------ Pool */
+typedef struct {
+    PyObject_HEAD
+    mc_pool *pool;              /* NULL once destroyed */
+    unsigned threads;
+    PyThread_type_lock lock;    /* guards users and closing */
+    int users;                  /* kernel calls currently using pool */
+    int closing;
+} PoolObject;
+
+static void pool_destroy_nogil(mc_pool *pool)
+{
+    Py_BEGIN_ALLOW_THREADS
+    mc_pool_destroy(pool);
+    Py_END_ALLOW_THREADS
+}
+
+static PyObject *Pool_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"threads", NULL};
+    unsigned int threads;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "I:Pool", kwlist, &threads))
+        return NULL;
+    module_state *st = PyType_GetModuleState(type);
+    if (st == NULL)
+        return NULL;
+    if (threads < 1 || threads > MC_MAX_THREADS) {
+        PyErr_Format(PyExc_ValueError, "threads must be between 1 and %d, got %u", MC_MAX_THREADS, threads);
+        return NULL;
+    }
+    PoolObject *self = (PoolObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->lock = PyThread_allocate_lock();
+    if (self->lock == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    int status, os_error = 0;
+    mc_pool *pool = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    status = mc_pool_create(&pool, threads, &os_error);
+    Py_END_ALLOW_THREADS
+    if (status != MC_OK) {
+        Py_DECREF(self);
+        return raise_status(st, status, "Pool", os_error);
+    }
+    self->pool = pool;
+    self->threads = threads;
+    return (PyObject *)self;
+}
+
+/* Register a kernel call on the pool; fails if the pool is closed. */
+static int pool_acquire(PoolObject *self)
+{
+    PyThread_acquire_lock(self->lock, WAIT_LOCK);
+    int ok = !self->closing && self->pool != NULL;
+    if (ok)
+        self->users++;
+    PyThread_release_lock(self->lock);
+    if (!ok)
+        PyErr_SetString(PyExc_RuntimeError, "cannot use a closed Pool");
+    return ok ? 0 : -1;
+}
+
+static void pool_release(PoolObject *self)
+{
+    mc_pool *to_destroy = NULL;
+    PyThread_acquire_lock(self->lock, WAIT_LOCK);
+    self->users--;
+    if (self->closing && self->users == 0) {
+        to_destroy = self->pool;
+        self->pool = NULL;
+    }
+    PyThread_release_lock(self->lock);
+    if (to_destroy)
+        pool_destroy_nogil(to_destroy);
+}
+
+/* Close now, or when the last running kernel finishes. Idempotent. */
+static void pool_close(PoolObject *self)
+{
+    mc_pool *to_destroy = NULL;
+    PyThread_acquire_lock(self->lock, WAIT_LOCK);
+    self->closing = 1;
+    if (self->users == 0) {
+        to_destroy = self->pool;
+        self->pool = NULL;
+    }
+    PyThread_release_lock(self->lock);
+    if (to_destroy)
+        pool_destroy_nogil(to_destroy);
+}
+
+static PyObject *Pool_close(PoolObject *self, PyObject *Py_UNUSED(ignored))
+{
+    pool_close(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Pool_get_threads(PoolObject *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromUnsignedLong(self->threads);
+}
+
+static PyObject *Pool_get_closed(PoolObject *self, void *Py_UNUSED(closure))
+{
+    PyThread_acquire_lock(self->lock, WAIT_LOCK);
+    int closed = self->closing;
+    PyThread_release_lock(self->lock);
+    return PyBool_FromLong(closed);
+}
+
+static void Pool_dealloc(PoolObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    if (self->pool) {
+        /* users is 0 here: every kernel call holds a reference. */
+        mc_pool_destroy(self->pool);
+        self->pool = NULL;
+    }
+    if (self->lock)
+        PyThread_free_lock(self->lock);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef Pool_methods[] = {
+    {"close", (PyCFunction)Pool_close, METH_NOARGS,
+     "Join the worker threads (now, or after running kernels finish)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Pool_getset[] = {
+    {"threads", (getter)Pool_get_threads, NULL, "Number of participants (workers + caller).", NULL},
+    {"closed", (getter)Pool_get_closed, NULL, "True once close() was called.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot Pool_slots[] = {
+    {Py_tp_new, Pool_new},
+    {Py_tp_dealloc, Pool_dealloc},
+    {Py_tp_methods, Pool_methods},
+    {Py_tp_getset, Pool_getset},
+    {Py_tp_doc, "Pool(threads): a persistent pool of native worker threads (low-level handle)."},
+    {0, NULL},
+};
+
+static PyType_Spec Pool_spec = {
+    .name = "manycore._native.Pool",
+    .basicsize = sizeof(PoolObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = Pool_slots,
+};
+
+/* ------------------------------------------------------------------ kernel calls */
+typedef struct {
+    module_state *st;
+    PoolObject *pool;      /* strong reference while the call runs, or NULL */
+    mc_exec ex;
+    PyThreadState *ts;
+    int release_gil;
+} kcall;
+
+static int poll_signals(void *p)
+{
+    kcall *kc = p;
+    PyEval_RestoreThread(kc->ts);
+    int rc = PyErr_CheckSignals();
+    kc->ts = PyEval_SaveThread();
+    return rc < 0;
+}
+
+/* Decide where a kernel of `work` element operations runs.  pool_obj is a
+ * Pool or None (serial); threads 0 means every thread of the pool. */
+static int kcall_begin(module_state *st, kcall *kc, PyObject *pool_obj, unsigned threads, double work)
+{
+    memset(kc, 0, sizeof *kc);
+    kc->st = st;
+    if (pool_obj != Py_None) {
+        if (!PyObject_TypeCheck(pool_obj, st->pool_type)) {
+            PyErr_Format(PyExc_TypeError, "pool must be a manycore._native.Pool or None, not %.100s",
+                         Py_TYPE(pool_obj)->tp_name);
+            return -1;
+        }
+        if (pool_acquire((PoolObject *)pool_obj) < 0)
+            return -1;
+        Py_INCREF(pool_obj);
+        kc->pool = (PoolObject *)pool_obj;
+        if (threads > kc->pool->threads) {
+            PyErr_Format(PyExc_ValueError, "threads=%u is more than the pool's %u threads",
+                         threads, kc->pool->threads);
+            pool_release(kc->pool);
+            Py_CLEAR(kc->pool);
+            return -1;
+        }
+    }
+    kc->release_gil = work >= GIL_RELEASE_MIN_WORK;
+    if (kc->release_gil && kc->pool != NULL && threads != 1) {
+        kc->ex.pool = kc->pool->pool;
+        kc->ex.nthreads = threads;
+    }
+    /* Only the main thread handles signals; elsewhere polling would just
+     * re-take the GIL for nothing. */
+    if (kc->release_gil && PyThread_get_thread_ident() == st->main_thread_ident) {
+        kc->ex.poll = poll_signals;
+        kc->ex.poll_ctx = kc;
+    }
+    return 0;
+}
+
+static inline void kcall_allow_threads(kcall *kc)
+{
+    if (kc->release_gil)
+        kc->ts = PyEval_SaveThread();
+}
+
+static inline void kcall_end_allow_threads(kcall *kc)
+{
+    if (kc->release_gil)
+        PyEval_RestoreThread(kc->ts);
+}
+
+/* Release the pool and turn status into an exception. Returns 0 on success. */
+static int kcall_finish(kcall *kc, int status, const char *context)
+{
+    if (kc->pool) {
+        pool_release(kc->pool);
+        Py_CLEAR(kc->pool);
+    }
+    if (PyErr_Occurred())      /* e.g. KeyboardInterrupt from the poll */
+        return -1;
+    if (status != MC_OK) {
+        raise_status(kc->st, status, context, 0);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ buffers */
+typedef struct {
+    Py_buffer view;
+    int held;
+    int dtype;
+    size_t n;
+} buf_arg;
+
+static int parse_format(const char *fmt, Py_ssize_t itemsize)
+{
+    if (fmt == NULL)
+        return MC_U8;
+    if (*fmt == '@' || *fmt == '=')
+        fmt++;
+#if PY_LITTLE_ENDIAN
+    else if (*fmt == '<')
+        fmt++;
+#else
+    else if (*fmt == '>' || *fmt == '!')
+        fmt++;
+#endif
+    if (fmt[0] == '\0' || fmt[1] != '\0')
+        return -1;
+    int dt;
+    switch (fmt[0]) {
+    case 'b': dt = MC_I8; break;
+    case 'B': dt = MC_U8; break;
+    case 'h': dt = MC_I16; break;
+    case 'H': dt = MC_U16; break;
+    case 'i': dt = MC_I32; break;
+    case 'I': dt = MC_U32; break;
+    case 'l': dt = itemsize == 8 ? MC_I64 : MC_I32; break;
+    case 'L': dt = itemsize == 8 ? MC_U64 : MC_U32; break;
+    case 'q': dt = MC_I64; break;
+    case 'Q': dt = MC_U64; break;
+    case 'f': dt = MC_F32; break;
+    case 'd': dt = MC_F64; break;
+    default: return -1;
+    }
+    return (Py_ssize_t)mc_dtype_size(dt) == itemsize ? dt : -1;
+}
+
+static int buf_get(module_state *st, PyObject *obj, const char *name, int writable, buf_arg *b)
+{
+    memset(b, 0, sizeof *b);
+    if (!PyObject_CheckBuffer(obj)) {
+        PyObject *tn = PyUnicode_FromString(Py_TYPE(obj)->tp_name);
+        if (tn) {
+            raise_argument(st, ARG_NOT_BUFFER, name, tn);
+            Py_DECREF(tn);
+        }
+        return -1;
+    }
+    if (PyObject_GetBuffer(obj, &b->view, PyBUF_FULL_RO) < 0)
+        return -1;
+    b->held = 1;
+    if (!PyBuffer_IsContiguous(&b->view, 'C')) {
+        raise_argument(st, ARG_NOT_CONTIGUOUS, name, NULL);
+        goto error;
+    }
+    b->dtype = parse_format(b->view.format, b->view.itemsize);
+    if (b->dtype < 0) {
+        raise_argument_str(st, ARG_FORMAT, name, b->view.format ? b->view.format : "B");
+        goto error;
+    }
+    if (writable && b->view.readonly) {
+        raise_argument(st, ARG_READONLY, name, NULL);
+        goto error;
+    }
+    if (b->view.len > 0 && ((uintptr_t)b->view.buf % (uintptr_t)b->view.itemsize) != 0) {
+        PyObject *d = PyLong_FromSsize_t(b->view.itemsize);
+        if (d) {
+            raise_argument(st, ARG_MISALIGNED, name, d);
+            Py_DECREF(d);
+        }
+        goto error;
+    }
+    b->n = (size_t)(b->view.len / b->view.itemsize);
+    return 0;
+error:
+    PyBuffer_Release(&b->view);
+    b->held = 0;
+    return -1;
+}
+
+static void buf_release(buf_arg *b)
+{
+    if (b->held) {
+        PyBuffer_Release(&b->view);
+        b->held = 0;
+    }
+}
+
+static int check_length(module_state *st, const buf_arg *b, const char *name, size_t expected)
+{
+    if (b->n == expected)
+        return 0;
+    PyObject *d = PyUnicode_FromFormat("%zu elements, expected %zu", b->n, expected);
+    if (d) {
+        raise_argument(st, ARG_LENGTH, name, d);
+        Py_DECREF(d);
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------ conversions */
+static int conv_u64(PyObject *obj, void *out)
+{
+    unsigned long long v = PyLong_AsUnsignedLongLong(obj);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return 0;
+    *(uint64_t *)out = (uint64_t)v;
+    return 1;
+}
+
+static int conv_size(PyObject *obj, void *out)
+{
+    size_t v = PyLong_AsSize_t(obj);
+    if (v == (size_t)-1 && PyErr_Occurred())
+        return 0;
+    *(size_t *)out = v;
+    return 1;
+}
+
+/* (hi << 64) | lo as an unsigned Python int. */
+static PyObject *u128_to_pylong(uint64_t lo, uint64_t hi)
+{
+    PyObject *h = PyLong_FromUnsignedLongLong(hi), *l = NULL, *s = NULL, *shift = NULL, *r = NULL;
+    if (h == NULL) goto done;
+    shift = PyLong_FromLong(64);
+    if (shift == NULL) goto done;
+    s = PyNumber_Lshift(h, shift);
+    if (s == NULL) goto done;
+    l = PyLong_FromUnsignedLongLong(lo);
+    if (l == NULL) goto done;
+    r = PyNumber_Or(s, l);
+done:
+    Py_XDECREF(h);
+    Py_XDECREF(l);
+    Py_XDECREF(s);
+    Py_XDECREF(shift);
+    return r;
+}
+
+static PyObject *scalar_to_py(const mc_scalar *v)
+{
+    if (!v->is_int)
+        return PyFloat_FromDouble(v->f);
+    /* 192-bit two's complement: value = (int64)w2 * 2**128 + w1 * 2**64 + w0 */
+    PyObject *top = PyLong_FromLongLong((long long)v->words[2]);
+    PyObject *low = u128_to_pylong(v->words[0], v->words[1]);
+    PyObject *shift = PyLong_FromLong(128), *s = NULL, *r = NULL;
+    if (top && low && shift) {
+        s = PyNumber_Lshift(top, shift);
+        if (s)
+            r = PyNumber_Add(s, low);
+    }
+    Py_XDECREF(top);
+    Py_XDECREF(low);
+    Py_XDECREF(shift);
+    Py_XDECREF(s);
+    return r;
+}
+
+/* ------------------------------------------------------------------ kernels */
+static PyObject *nat_sum_of_squares_range(PyObject *m, PyObject *args)
+{
+    module_state *st = get_state(m);
+    uint64_t n;
+    PyObject *pool;
+    unsigned int threads;
+    if (!PyArg_ParseTuple(args, "O&OI:sum_of_squares_range", conv_u64, &n, &pool, &threads))
+        return NULL;
+    kcall kc;
+    if (kcall_begin(st, &kc, pool, threads, (double)n) < 0)
+        return NULL;
+    uint64_t lo = 0, hi = 0;
+    kcall_allow_threads(&kc);
+    int status = mc_sum_of_squares_range(&kc.ex, n, &lo, &hi);
+    kcall_end_allow_threads(&kc);
+    if (kcall_finish(&kc, status, "sum_of_squares") < 0)
+        return NULL;
+    return u128_to_pylong(lo, hi);
+}
+
+typedef int (*reduce_fn)(const mc_exec *, const void *, size_t, int, mc_scalar *);
+
+static PyObject *reduce_one(PyObject *m, PyObject *args, reduce_fn fn, const char *name)
+{
+    module_state *st = get_state(m);
+    PyObject *xo, *pool;
+    unsigned int threads;
+    if (!PyArg_ParseTuple(args, "OOI", &xo, &pool, &threads))
+        return NULL;
+    buf_arg x;
+    if (buf_get(st, xo, "x", 0, &x) < 0)
+        return NULL;
+    kcall kc;
+    if (kcall_begin(st, &kc, pool, threads, (double)x.n) < 0) {
+        buf_release(&x);
+        return NULL;
+    }
+    mc_scalar out;
+    kcall_allow_threads(&kc);
+    int status = fn(&kc.ex, x.view.buf, x.n, x.dtype, &out);
+    kcall_end_allow_threads(&kc);
+    buf_release(&x);
+    if (kcall_finish(&kc, status, name) < 0)
+        return NULL;
+    return scalar_to_py(&out);
+}
+
+static PyObject *nat_sum(PyObject *m, PyObject *args)
+{
+    return reduce_one(m, args, mc_sum, "sum");
+}
+
+static PyObject *nat_sum_of_squares(PyObject *m, PyObject *args)
+{
+    return reduce_one(m, args, mc_sum_of_squares, "sum_of_squares");
+}
+
+static PyObject *nat_dot(PyObject *m, PyObject *args)
+{
+    module_state *st = get_state(m);
+    PyObject *xo, *yo, *pool;
+    unsigned int threads;
+    if (!PyArg_ParseTuple(args, "OOOI:dot", &xo, &yo, &pool, &threads))
+        return NULL;
+    buf_arg x, y = {0};
+    PyObject *result = NULL;
+    kcall kc;
+    if (buf_get(st, xo, "x", 0, &x) < 0)
+        return NULL;
+    if (buf_get(st, yo, "y", 0, &y) < 0)
+        goto done;
+    if (x.dtype != y.dtype) {
+        PyObject *d = PyUnicode_FromFormat("x is '%s', y is '%s'", x.view.format ? x.view.format : "B",
+                                           y.view.format ? y.view.format : "B");
+        if (d) {
+            raise_argument(st, ARG_FORMAT_MISMATCH, "dot", d);
+            Py_DECREF(d);
+        }
+        goto done;
+    }
+    if (check_length(st, &y, "y", x.n) < 0)
+        goto done;
+    if (kcall_begin(st, &kc, pool, threads, 2.0 * (double)x.n) < 0)
+        goto done;
+    mc_scalar out;
+    kcall_allow_threads(&kc);
+    int status = mc_dot(&kc.ex, x.view.buf, y.view.buf, x.n, x.dtype, &out);
+    kcall_end_allow_threads(&kc);
+    if (kcall_finish(&kc, status, "dot") == 0)
+        result = scalar_to_py(&out);
+done:
+    buf_release(&x);
+    buf_release(&y);
+    return result;
+}
+
+static PyObject *nat_minmax(PyObject *m, PyObject *args)
+{
+    module_state *st = get_state(m);
+    PyObject *xo, *pool;
+    unsigned int threads;
+    if (!PyArg_ParseTuple(args, "OOI:minmax", &xo, &pool, &threads))
+        return NULL;
+    buf_arg x;
+    if (buf_get(st, xo, "x", 0, &x) < 0)
+        return NULL;
+    kcall kc;
+    if (kcall_begin(st, &kc, pool, threads, (double)x.n) < 0) {
+        buf_release(&x);
+        return NULL;
+    }
+    mc_scalar lo, hi;
+    kcall_allow_threads(&kc);
+    int status = mc_minmax(&kc.ex, x.view.buf, x.n, x.dtype, &lo, &hi);
+    kcall_end_allow_threads(&kc);
+    buf_release(&x);
+    if (kcall_finish(&kc, status, "minmax") < 0)
+        return NULL;
+    PyObject *a = scalar_to_py(&lo), *b = scalar_to_py(&hi), *r = NULL;
+    if (a && b)
+        r = PyTuple_Pack(2, a, b);
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    return r;
+}
+
+static PyObject *nat_histogram(PyObject *m, PyObject *args)
+{
+    module_state *st = get_state(m);
+    PyObject *xo, *outo, *pool;
+    size_t bins;
+    double lo, hi;
+    unsigned int threads;
+    if (!PyArg_ParseTuple(args, "OO&ddOOI:histogram", &xo, conv_size, &bins, &lo, &hi, &outo, &pool, &threads))
+        return NULL;
+    buf_arg x, out = {0};
+    PyObject *result = NULL;
+    kcall kc;
+    if (buf_get(st, xo, "x", 0, &x) < 0)
+        return NULL;
+    if (buf_get(st, outo, "out", 1, &out) < 0)
+        goto done;
+    if (out.dtype != MC_I64) {
+        raise_argument_str(st, ARG_FORMAT, "out", out.view.format ? out.view.format : "B");
+        goto done;
+    }
+    if (check_length(st, &out, "out", bins) < 0)
+        goto done;
+    if (kcall_begin(st, &kc, pool, threads, (double)x.n) < 0)
+        goto done;
+    kcall_allow_threads(&kc);
+    int status = mc_histogram(&kc.ex, x.view.buf, x.n, x.dtype, bins, lo, hi, (int64_t *)out.view.buf);
+    kcall_end_allow_threads(&kc);
+    if (kcall_finish(&kc, status, "histogram") == 0)
+        result = Py_NewRef(Py_None);
+done:
+    buf_release(&x);
+    buf_release(&out);
+    return result;
+}
+
+static PyObject *nat_count_primes(PyObject *m, PyObject *args)
+{
+    module_state *st = get_state(m);
+    uint64_t n;
+    PyObject *pool;
+    unsigned int threads;
+    if (!PyArg_ParseTuple(args, "O&OI:count_primes", conv_u64, &n, &pool, &threads))
+        return NULL;
+    kcall kc;
+    if (kcall_begin(st, &kc, pool, threads, (double)n) < 0)
+        return NULL;
+    uint64_t count = 0;
+    kcall_allow_threads(&kc);
+    int status = mc_count_primes(&kc.ex, n, &count);
+    kcall_end_allow_threads(&kc);
+    if (kcall_finish(&kc, status, "count_primes") < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(count);
+}
+
+static PyObject *nat_monte_carlo_pi(PyObject *m, PyObject *args)
+{
+    module_state *st = get_state(m);
+    uint64_t samples, seed;
+    PyObject *pool;
+    unsigned int threads;
+    if (!PyArg_ParseTuple(args, "O&O&OI:monte_carlo_pi", conv_u64, &samples, conv_u64, &seed, &pool, &threads))
+        return NULL;
+    kcall kc;
+    if (kcall_begin(st, &kc, pool, threads, 4.0 * (double)samples) < 0)
+        return NULL;
+    uint64_t hits = 0;
+    kcall_allow_threads(&kc);
+    int status = mc_monte_carlo_pi(&kc.ex, samples, seed, &hits);
+    kcall_end_allow_threads(&kc);
+    if (kcall_finish(&kc, status, "monte_carlo_pi") < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(hits);
+}
+
+static PyObject *nat_mandelbrot(PyObject *m, PyObject *args)
+{
+    module_state *st = get_state(m);
+    size_t width, height;
+    unsigned int max_iter, threads;
+    double xmin, xmax, ymin, ymax;
+    PyObject *outo, *pool;
+    if (!PyArg_ParseTuple(args, "O&O&IddddOOI:mandelbrot", conv_size, &width, conv_size, &height, &max_iter,
+                          &xmin, &xmax, &ymin, &ymax, &outo, &pool, &threads))
+        return NULL;
+    buf_arg out;
+    if (buf_get(st, outo, "out", 1, &out) < 0)
+        return NULL;
+    PyObject *result = NULL;
+    kcall kc;
+    if (out.dtype != MC_U32 && out.dtype != MC_I32) {
+        raise_argument_str(st, ARG_FORMAT, "out", out.view.format ? out.view.format : "B");
+        goto done;
+    }
+    if (height != 0 && width > SIZE_MAX / height) {
+        PyErr_SetString(PyExc_OverflowError, "width * height does not fit in memory");
+        goto done;
+    }
+    if (check_length(st, &out, "out", width * height) < 0)
+        goto done;
+    if (kcall_begin(st, &kc, pool, threads, (double)width * (double)height * (max_iter ? max_iter : 1) / 4.0) < 0)
+        goto done;
+    kcall_allow_threads(&kc);
+    int status = mc_mandelbrot(&kc.ex, width, height, max_iter, xmin, xmax, ymin, ymax, (uint32_t *)out.view.buf);
+    kcall_end_allow_threads(&kc);
+    if (kcall_finish(&kc, status, "mandelbrot") == 0)
+        result = Py_NewRef(Py_None);
+done:
+    buf_release(&out);
+    return result;
+}
+
+static PyObject *nat_matmul(PyObject *m, PyObject *args)
+{
+    module_state *st = get_state(m);
+    PyObject *ao, *bo, *co, *pool;
+    size_t mm, kk, nn;
+    unsigned int threads;
+    if (!PyArg_ParseTuple(args, "OOOO&O&O&OI:matmul", &ao, &bo, &co, conv_size, &mm, conv_size, &kk,
+                          conv_size, &nn, &pool, &threads))
+        return NULL;
+    buf_arg a, b = {0}, c = {0};
+    PyObject *result = NULL;
+    kcall kc;
+    if (buf_get(st, ao, "a", 0, &a) < 0)
+        return NULL;
+    if (buf_get(st, bo, "b", 0, &b) < 0 || buf_get(st, co, "out", 1, &c) < 0)
+        goto done;
+    const char *names[3] = {"a", "b", "out"};
+    buf_arg *bufs[3] = {&a, &b, &c};
+    for (int i = 0; i < 3; i++) {
+        if (bufs[i]->dtype != MC_F64) {
+            raise_argument_str(st, ARG_FORMAT, names[i], bufs[i]->view.format ? bufs[i]->view.format : "B");
+            goto done;
+        }
+    }
+    if ((kk && mm > SIZE_MAX / kk) || (nn && kk > SIZE_MAX / nn) || (nn && mm > SIZE_MAX / nn)) {
+        PyErr_SetString(PyExc_OverflowError, "matmul dimensions do not fit in memory");
+        goto done;
+    }
+    if (check_length(st, &a, "a", mm * kk) < 0 || check_length(st, &b, "b", kk * nn) < 0 ||
+        check_length(st, &c, "out", mm * nn) < 0)
+        goto done;
+    if (kcall_begin(st, &kc, pool, threads, (double)mm * (double)kk * (double)nn) < 0)
+        goto done;
+    kcall_allow_threads(&kc);
+    int status = mc_matmul_f64(&kc.ex, a.view.buf, b.view.buf, c.view.buf, mm, kk, nn);
+    kcall_end_allow_threads(&kc);
+    if (kcall_finish(&kc, status, "matmul") == 0)
+        result = Py_NewRef(Py_None);
+done:
+    buf_release(&a);
+    buf_release(&b);
+    buf_release(&c);
+    return result;
+}
+
+static PyObject *nat_square(PyObject *m, PyObject *args)
+{
+    module_state *st = get_state(m);
+    PyObject *xo, *outo, *pool;
+    unsigned int threads;
+    if (!PyArg_ParseTuple(args, "OOOI:square", &xo, &outo, &pool, &threads))
+        return NULL;
+    buf_arg x, out = {0};
+    PyObject *result = NULL;
+    kcall kc;
+    if (buf_get(st, xo, "x", 0, &x) < 0)
+        return NULL;
+    if (buf_get(st, outo, "out", 1, &out) < 0)
+        goto done;
+    if (check_length(st, &out, "out", x.n) < 0)
+        goto done;
+    if (kcall_begin(st, &kc, pool, threads, (double)x.n) < 0)
+        goto done;
+    kcall_allow_threads(&kc);
+    int status = mc_square(&kc.ex, x.view.buf, x.dtype, out.view.buf, out.dtype, x.n);
+    kcall_end_allow_threads(&kc);
+    if (kcall_finish(&kc, status, "square") == 0)
+        result = Py_NewRef(Py_None);
+done:
+    buf_release(&x);
+    buf_release(&out);
+    return result;
+}
+
+/* ------------------------------------------------------------------ parallel_for */
+typedef void (*user_range_fn)(void *ctx, size_t begin, size_t end);
+
+typedef struct {
+    user_range_fn fn;
+    void *ctx;
+} pf_ctx;
+
+static void pf_task(void *p, size_t begin, size_t end, unsigned worker)
+{
+    (void)worker;
+    pf_ctx *c = p;
+    c->fn(c->ctx, begin, end);
+}
+
+static PyObject *nat_parallel_for(PyObject *m, PyObject *args)
+{
+    module_state *st = get_state(m);
+    PyObject *fn_obj, *ctx_obj, *pool;
+    size_t n, grain;
+    int schedule;
+    unsigned int threads;
+    if (!PyArg_ParseTuple(args, "OO&OO&iOI:parallel_for", &fn_obj, conv_size, &n, &ctx_obj, conv_size, &grain,
+                          &schedule, &pool, &threads))
+        return NULL;
+    void *fn = PyLong_AsVoidPtr(fn_obj);
+    if (fn == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "fn_address must be a nonzero function address");
+        return NULL;
+    }
+    void *ctx = ctx_obj == Py_None ? NULL : PyLong_AsVoidPtr(ctx_obj);
+    if (ctx == NULL && PyErr_Occurred())
+        return NULL;
+    pf_ctx pc = {(user_range_fn)fn, ctx};
+    kcall kc;
+    /* Always released: the callback may need the GIL itself (ctypes/cffi
+     * Python callbacks take it per call). */
+    if (kcall_begin(st, &kc, pool, threads, GIL_RELEASE_MIN_WORK) < 0)
+        return NULL;
+    kcall_allow_threads(&kc);
+    int status = mc_parallel_for(&kc.ex, pf_task, &pc, n, grain, schedule);
+    kcall_end_allow_threads(&kc);
+    if (kcall_finish(&kc, status, "parallel_for") < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *nat_bench_dispatch(PyObject *m, PyObject *args)
+{
+    module_state *st = get_state(m);
+    PyObject *pool;
+    unsigned int threads;
+    size_t iterations;
+    if (!PyArg_ParseTuple(args, "OIO&:bench_dispatch", &pool, &threads, conv_size, &iterations))
+        return NULL;
+    kcall kc;
+    if (kcall_begin(st, &kc, pool, threads, GIL_RELEASE_MIN_WORK) < 0)
+        return NULL;
+    kc.ex.poll = NULL;   /* measure dispatch alone */
+    double per = 0.0;
+    kcall_allow_threads(&kc);
+    int status = mc_bench_dispatch(&kc.ex, iterations, &per);
+    kcall_end_allow_threads(&kc);
+    if (kcall_finish(&kc, status, "bench_dispatch") < 0)
+        return NULL;
+    return PyFloat_FromDouble(per);
+}
+
+/* ------------------------------------------------------------------ raw threads */
+static PyObject *nat_start_threads(PyObject *m, PyObject *args)
+{
+    module_state *st = get_state(m);
+    unsigned int n;
+    uint64_t work;
+    if (!PyArg_ParseTuple(args, "IO&:start_threads", &n, conv_u64, &work))
+        return NULL;
+    if (n < 1 || n > MC_MAX_THREADS) {
+        PyErr_Format(PyExc_ValueError, "n must be between 1 and %d, got %u", MC_MAX_THREADS, n);
+        return NULL;
+    }
+    mc_thread_record *recs = PyMem_Calloc(n, sizeof *recs);
+    if (recs == NULL)
+        return PyErr_NoMemory();
+    uint64_t lo = 0, hi = 0;
+    int status, os_error = 0;
+    Py_BEGIN_ALLOW_THREADS
+    status = mc_start_threads(n, work, recs, &lo, &hi, &os_error);
+    Py_END_ALLOW_THREADS
+    PyObject *list = NULL, *total = NULL, *result = NULL;
+    if (status != MC_OK) {
+        raise_status(st, status, "start_threads", os_error);
+        goto done;
+    }
+    list = PyList_New(n);
+    if (list == NULL)
+        goto done;
+    for (unsigned i = 0; i < n; i++) {
+        PyObject *partial = u128_to_pylong(recs[i].partial_lo, recs[i].partial_hi);
+        if (partial == NULL)
+            goto done;
+        PyObject *t = Py_BuildValue("(IKiKddN)", recs[i].index, (unsigned long long)recs[i].os_thread_id,
+                                    recs[i].cpu, (unsigned long long)recs[i].items, recs[i].start_s,
+                                    recs[i].end_s, partial);
+        if (t == NULL)
+            goto done;
+        PyList_SET_ITEM(list, i, t);
+    }
+    total = u128_to_pylong(lo, hi);
+    if (total)
+        result = PyTuple_Pack(2, list, total);
+done:
+    PyMem_Free(recs);
+    Py_XDECREF(list);
+    Py_XDECREF(total);
+    return result;
+}
+
+typedef struct {
+    PyObject *fn;
+    PyObject **results;   /* (True, value) or (False, exception) per thread */
+} cit_ctx;
+
+static void cit_body(void *p, unsigned index)
+{
+    cit_ctx *c = p;
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *idx = PyLong_FromUnsignedLong(index);
+    PyObject *r = idx ? PyObject_CallOneArg(c->fn, idx) : NULL;
+    Py_XDECREF(idx);
+    if (r != NULL) {
+        c->results[index] = Py_BuildValue("(ON)", Py_True, r);
+    } else {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (value != NULL && tb != NULL)
+            PyException_SetTraceback(value, tb);
+        c->results[index] = Py_BuildValue("(OO)", Py_False, value ? value : Py_None);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+    }
+    if (c->results[index] == NULL)
+        PyErr_Clear();   /* MemoryError building the tuple: reported by the caller */
+    PyGILState_Release(g);
+}
+
+static PyObject *nat_call_in_threads(PyObject *m, PyObject *args)
+{
+    module_state *st = get_state(m);
+    PyObject *fn;
+    unsigned int n;
+    if (!PyArg_ParseTuple(args, "OI:call_in_threads", &fn, &n))
+        return NULL;
+    if (!PyCallable_Check(fn)) {
+        PyErr_Format(PyExc_TypeError, "fn must be callable, not %.100s", Py_TYPE(fn)->tp_name);
+        return NULL;
+    }
+    if (n < 1 || n > MC_MAX_THREADS) {
+        PyErr_Format(PyExc_ValueError, "n must be between 1 and %d, got %u", MC_MAX_THREADS, n);
+        return NULL;
+    }
+    cit_ctx c = {fn, PyMem_Calloc(n, sizeof(PyObject *))};
+    if (c.results == NULL)
+        return PyErr_NoMemory();
+    Py_INCREF(fn);
+    int status, os_error = 0;
+    Py_BEGIN_ALLOW_THREADS
+    status = mc_run_threads(n, cit_body, &c, &os_error);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(fn);
+    PyObject *list = NULL;
+    if (status != MC_OK) {
+        raise_status(st, status, "call_in_threads", os_error);
+        goto done;
+    }
+    list = PyList_New(n);
+    if (list == NULL)
+        goto done;
+    for (unsigned i = 0; i < n; i++) {
+        if (c.results[i] == NULL) {
+            Py_CLEAR(list);
+            PyErr_NoMemory();
+            goto done;
+        }
+        PyList_SET_ITEM(list, i, c.results[i]);
+        c.results[i] = NULL;
+    }
+done:
+    for (unsigned i = 0; i < n; i++)
+        Py_XDECREF(c.results[i]);
+    PyMem_Free(c.results);
+    return list;
+}
+
+/* ------------------------------------------------------------------ info */
+static PyObject *nat_debug_fail_thread_create(PyObject *m, PyObject *arg)
+{
+    (void)m;
+    long after = PyLong_AsLong(arg);
+    if (after == -1 && PyErr_Occurred())
+        return NULL;
+    mc_debug_fail_thread_create(after < 0 ? -1 : after > 1000000 ? 1000000 : (int)after);
+    Py_RETURN_NONE;
+}
+
+static PyObject *nat_build_info(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    (void)m;
+    return Py_BuildValue("{s:s,s:O,s:s,s:I,s:i,s:i}", "compiler", MC_BUILD_COMPILER, "openmp",
+                         MC_BUILD_OPENMP ? Py_True : Py_False, "simd", mc_simd_level(), "cpu_count",
+                         mc_cpu_count(), "max_threads", MC_MAX_THREADS, "poll_interval_ms",
+                         MC_POLL_INTERVAL_MS);
+}
+
+static PyMethodDef native_methods[] = {
+    {"sum_of_squares_range", nat_sum_of_squares_range, METH_VARARGS, "sum_of_squares_range(n, pool, threads)"},
+    {"sum", nat_sum, METH_VARARGS, "sum(x, pool, threads)"},
+    {"sum_of_squares", nat_sum_of_squares, METH_VARARGS, "sum_of_squares(x, pool, threads)"},
+    {"dot", nat_dot, METH_VARARGS, "dot(x, y, pool, threads)"},
+    {"minmax", nat_minmax, METH_VARARGS, "minmax(x, pool, threads)"},
+    {"histogram", nat_histogram, METH_VARARGS, "histogram(x, bins, lo, hi, out, pool, threads)"},
+    {"count_primes", nat_count_primes, METH_VARARGS, "count_primes(n, pool, threads)"},
+    {"monte_carlo_pi", nat_monte_carlo_pi, METH_VARARGS, "monte_carlo_pi(samples, seed, pool, threads) -> hits"},
+    {"mandelbrot", nat_mandelbrot, METH_VARARGS,
+     "mandelbrot(width, height, max_iter, xmin, xmax, ymin, ymax, out, pool, threads)"},
+    {"matmul", nat_matmul, METH_VARARGS, "matmul(a, b, out, m, k, n, pool, threads)"},
+    {"square", nat_square, METH_VARARGS, "square(x, out, pool, threads)"},
+    {"parallel_for", nat_parallel_for, METH_VARARGS,
+     "parallel_for(fn_address, n, context, grain, schedule, pool, threads)"},
+    {"bench_dispatch", nat_bench_dispatch, METH_VARARGS, "bench_dispatch(pool, threads, iterations) -> s/region"},
+    {"start_threads", nat_start_threads, METH_VARARGS, "start_threads(n, work) -> (records, total)"},
+    {"call_in_threads", nat_call_in_threads, METH_VARARGS, "call_in_threads(fn, n) -> [(ok, value)]"},
+    {"_debug_fail_thread_create", nat_debug_fail_thread_create, METH_O,
+     "Test hook: make the thread creation after `after` more successes fail (-1 disables)."},
+    {"build_info", nat_build_info, METH_NOARGS, "Compiler, OpenMP, SIMD level and limits of this build."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* ------------------------------------------------------------------ module */
+static int native_exec(PyObject *m)
+{
+    module_state *st = get_state(m);
+    st->pool_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Pool_spec, NULL);
+    if (st->pool_type == NULL)
+        return -1;
+    if (PyModule_AddType(m, st->pool_type) < 0)
+        return -1;
+
+    PyObject *errors = PyImport_ImportModule("manycore._errors");
+    if (errors == NULL)
+        return -1;
+    st->raise_status = PyObject_GetAttrString(errors, "raise_status");
+    st->raise_argument = PyObject_GetAttrString(errors, "raise_argument");
+    Py_DECREF(errors);
+    if (st->raise_status == NULL || st->raise_argument == NULL)
+        return -1;
+
+    PyObject *threading = PyImport_ImportModule("threading");
+    if (threading == NULL)
+        return -1;
+    PyObject *main = PyObject_CallMethod(threading, "main_thread", NULL);
+    Py_DECREF(threading);
+    if (main == NULL)
+        return -1;
+    PyObject *ident = PyObject_GetAttrString(main, "ident");
+    Py_DECREF(main);
+    if (ident == NULL)
+        return -1;
+    st->main_thread_ident = PyLong_AsUnsignedLong(ident);
+    Py_DECREF(ident);
+    if (PyErr_Occurred())
+        return -1;
+
+    if (PyModule_AddIntConstant(m, "MAX_THREADS", MC_MAX_THREADS) < 0 ||
+        PyModule_AddIntConstant(m, "SCHEDULE_STATIC", MC_SCHEDULE_STATIC) < 0 ||
+        PyModule_AddIntConstant(m, "SCHEDULE_DYNAMIC", MC_SCHEDULE_DYNAMIC) < 0 ||
+        PyModule_AddObject(m, "SUM_OF_SQUARES_MAX_N", PyLong_FromUnsignedLongLong(MC_SUM_OF_SQUARES_MAX_N)) < 0 ||
+        PyModule_AddObject(m, "COUNT_PRIMES_MAX_N", PyLong_FromUnsignedLongLong(MC_COUNT_PRIMES_MAX_N)) < 0 ||
+        PyModule_AddObject(m, "GIL_RELEASE_MIN_WORK", PyFloat_FromDouble(GIL_RELEASE_MIN_WORK)) < 0)
+        return -1;
+    return 0;
+}
+
+static int native_traverse(PyObject *m, visitproc visit, void *arg)
+{
+    module_state *st = get_state(m);
+    Py_VISIT(st->pool_type);
+    Py_VISIT(st->raise_status);
+    Py_VISIT(st->raise_argument);
+    return 0;
+}
+
+static int native_clear(PyObject *m)
+{
+    module_state *st = get_state(m);
+    Py_CLEAR(st->pool_type);
+    Py_CLEAR(st->raise_status);
+    Py_CLEAR(st->raise_argument);
+    return 0;
+}
+
+static void native_free(void *m)
+{
+    native_clear((PyObject *)m);
+}
+
+static PyModuleDef_Slot native_slots[] = {
+    {Py_mod_exec, native_exec},
+#if PY_VERSION_HEX >= 0x030C0000
+    /* call_in_threads uses PyGILState_Ensure, which only knows the main
+     * interpreter. */
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    /* Module state is immutable after exec; Pool guards its own state. */
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "manycore._native",
+    .m_doc = "CPython binding of the manycore native runtime (see manycore.native).",
+    .m_size = sizeof(module_state),
+    .m_methods = native_methods,
+    .m_slots = native_slots,
+    .m_traverse = native_traverse,
+    .m_clear = native_clear,
+    .m_free = native_free,
+};
+
+PyMODINIT_FUNC PyInit__native(void)
+{
+    return PyModuleDef_Init(&native_module);
+}
