@@ -41,7 +41,7 @@ const char *mc_simd_level(void)
 /* ================================================================ count_primes */
 
 /* Odd-only segmented sieve.  Odd index k stands for the number 2k + 1; the
- * odd numbers below n are k in [0, K), K = (n - 1) / 2 (k = 0 is 1, not
+ * odd numbers below n are k in [0, K), K = n / 2 (k = 0 is 1, not
  * prime).  Segments of PSEG indices (2*PSEG numbers) form the parallel index
  * space; each worker sieves into its own byte buffer (0 = candidate). */
 #define PSEG 32768u
@@ -119,7 +119,7 @@ int mc_count_primes(const mc_exec *ex, uint64_t n, uint64_t *out)
     if (n <= 2)
         return MC_OK;
 
-    uint64_t K = (n - 1) / 2;
+    uint64_t K = n / 2;   /* 2k + 1 < n  <=>  k < n / 2 */
     uint64_t nseg64 = (K + PSEG - 1) / PSEG;
     if (nseg64 > SIZE_MAX)
         return MC_EINVAL;   /* only reachable with a 32-bit size_t */

@@ -19,22 +19,49 @@
 
 /* ================================================================ sum of squares of 0..n-1 */
 
-/* Indices per block: 2^16.  Within a block of base b, i = b + j with
- * j < 2^16, so j*j < 2^32 and a sum of 2^16 of them is < 2^48: the lane sums
- * s1 = sum j and s2 = sum j*j cannot overflow uint64. */
+/* Fixed blocks of 2^16 indices; block with base b covers i = b + j,
+ * j < cnt <= 2^16, and contributes cnt*b^2 + 2*b*s1 + s2 (exact, u128). */
 #define SOSR_BLOCK_SHIFT 16
 #define SOSR_BLOCK ((uint64_t)1 << SOSR_BLOCK_SHIFT)
 #define SOSR_GRAIN_BLOCKS 16
 
-/* cnt comes from the caller at run time (noinline + ifunc), so the compiler
- * cannot fold the loop into a closed form for a constant trip count. */
+/* s1 = sum_{j<cnt} j and s2 = sum_{j<cnt} j*j, computed term by term.
+ * The terms are accumulated in 32 double lanes: every value involved is an
+ * integer below 2^48 < 2^53 (j < 2^16, j*j < 2^32, a lane sums <= 2^11 terms),
+ * so every double operation is exact and the result is exact.  Doubles are
+ * used because x86 has no cheap 64-bit vector multiply: the j*j products
+ * become plain vmulpd, 32 lanes hide the add latency, and the loop runs at
+ * ~0.07 ns/index with the avx512f clone (vs ~0.18 for uint64 lanes, where gcc
+ * emulates a full 64x64 multiply).  cnt comes from the caller at run time
+ * (noinline + ifunc), and floating-point adds are never reassociated, so the
+ * compiler cannot replace the loop with a closed form. */
+#define SOSR_LANES 32
+
 MC_TARGET_CLONES MC_NOINLINE
 static void sosr_block(uint32_t cnt, uint64_t *s1_out, uint64_t *s2_out)
 {
+    double a1[SOSR_LANES], a2[SOSR_LANES], jd[SOSR_LANES];
+    for (int l = 0; l < SOSR_LANES; l++) {
+        a1[l] = 0.0;
+        a2[l] = 0.0;
+        jd[l] = (double)l;
+    }
+    uint32_t j = 0;
+    for (; j + SOSR_LANES <= cnt; j += SOSR_LANES) {
+        for (int l = 0; l < SOSR_LANES; l++) {
+            a1[l] += jd[l];
+            a2[l] += jd[l] * jd[l];
+            jd[l] += (double)SOSR_LANES;
+        }
+    }
     uint64_t s1 = 0, s2 = 0;
-    for (uint32_t j = 0; j < cnt; j++) {
+    for (int l = 0; l < SOSR_LANES; l++) {
+        s1 += (uint64_t)a1[l];
+        s2 += (uint64_t)a2[l];
+    }
+    for (; j < cnt; j++) {
         s1 += j;
-        s2 += (uint64_t)j * j;   /* 32x32->64: vpmuludq */
+        s2 += (uint64_t)j * j;
     }
     *s1_out = s1;
     *s2_out = s2;
@@ -280,7 +307,7 @@ DEF_IPIECE_I64(idot_u16, uint16_t, uint16_t, (int64_t)((uint32_t)x[j] * (uint32_
             tot += (mc_i128)t;                                               \
         }                                                                    \
         for (int l = 0; l < 16; l++)                                         \
-            tot += (mc_i128)s[l] + ((mc_i128)k[l] << 64);                    \
+            tot += (mc_i128)s[l] + (mc_i128)k[l] * ((mc_i128)1 << 64);                  \
         mc_acc192_add_i128(acc, tot);                                        \
     }
 

@@ -126,6 +126,11 @@ MC_API int mc_parallel_for(const mc_exec *ex, mc_task_fn fn, void *ctx,
  * Measures pure dispatch cost (wake, run, join) without any binding. */
 MC_API int mc_bench_dispatch(const mc_exec *ex, size_t iterations, double *seconds_per_region);
 
+/* A range body that does nothing: `void f(void *ctx, size_t begin, size_t
+ * end)`, the signature parallel_for bindings accept.  Used to measure the
+ * cost of a dispatch from each binding. */
+MC_API void mc_noop_range(void *ctx, size_t begin, size_t end);
+
 /* Test hook: after `after` more successful thread creations, the next one
  * fails with EAGAIN (once).  after < 0 disables. */
 MC_API void mc_debug_fail_thread_create(int after);

@@ -475,6 +475,11 @@ int mc_parallel_for(const mc_exec *ex, mc_task_fn fn, void *ctx,
 }
 
 /* ------------------------------------------------------------ measurement */
+void mc_noop_range(void *ctx, size_t begin, size_t end)
+{
+    (void)ctx; (void)begin; (void)end;
+}
+
 static void noop_task(void *ctx, size_t begin, size_t end, unsigned worker)
 {
     (void)ctx; (void)begin; (void)end; (void)worker;

@@ -31,6 +31,10 @@
  * 1-2 us, i.e. a few thousand element operations (benchmarks/native.py
  * measures the crossover). */
 #define GIL_RELEASE_MIN_WORK 16384.0
+/* Work below which waking the pool does not pay (dispatch ~0.5-1 us plus
+ * cache misses on the other core): measured crossover for native.sum over
+ * float64 lies between 2**16 and 2**18 elements on a 2-core machine. */
+#define POOL_MIN_WORK 131072.0
 
 /* Codes of manycore._errors for argument problems. */
 enum {
@@ -278,7 +282,7 @@ static int kcall_begin(module_state *st, kcall *kc, PyObject *pool_obj, unsigned
         }
     }
     kc->release_gil = work >= GIL_RELEASE_MIN_WORK;
-    if (kc->release_gil && kc->pool != NULL && threads != 1) {
+    if (work >= POOL_MIN_WORK && kc->pool != NULL && threads != 1) {
         kc->ex.pool = kc->pool->pool;
         kc->ex.nthreads = threads;
     }
@@ -834,7 +838,7 @@ static PyObject *nat_parallel_for(PyObject *m, PyObject *args)
     kcall kc;
     /* Always released: the callback may need the GIL itself (ctypes/cffi
      * Python callbacks take it per call). */
-    if (kcall_begin(st, &kc, pool, threads, GIL_RELEASE_MIN_WORK) < 0)
+    if (kcall_begin(st, &kc, pool, threads, POOL_MIN_WORK) < 0)
         return NULL;
     kcall_allow_threads(&kc);
     int status = mc_parallel_for(&kc.ex, pf_task, &pc, n, grain, schedule);
@@ -853,7 +857,7 @@ static PyObject *nat_bench_dispatch(PyObject *m, PyObject *args)
     if (!PyArg_ParseTuple(args, "OIO&:bench_dispatch", &pool, &threads, conv_size, &iterations))
         return NULL;
     kcall kc;
-    if (kcall_begin(st, &kc, pool, threads, GIL_RELEASE_MIN_WORK) < 0)
+    if (kcall_begin(st, &kc, pool, threads, POOL_MIN_WORK) < 0)
         return NULL;
     kc.ex.poll = NULL;   /* measure dispatch alone */
     double per = 0.0;
@@ -1003,6 +1007,12 @@ static PyObject *nat_debug_fail_thread_create(PyObject *m, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+static PyObject *nat_noop_address(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    (void)m;
+    return PyLong_FromVoidPtr((void *)(uintptr_t)mc_noop_range);
+}
+
 static PyObject *nat_build_info(PyObject *m, PyObject *Py_UNUSED(ignored))
 {
     (void)m;
@@ -1032,6 +1042,8 @@ static PyMethodDef native_methods[] = {
     {"call_in_threads", nat_call_in_threads, METH_VARARGS, "call_in_threads(fn, n) -> [(ok, value)]"},
     {"_debug_fail_thread_create", nat_debug_fail_thread_create, METH_O,
      "Test hook: make the thread creation after `after` more successes fail (-1 disables)."},
+    {"noop_address", nat_noop_address, METH_NOARGS,
+     "Address of mc_noop_range, a do-nothing `void f(void *, size_t, size_t)` for dispatch measurements."},
     {"build_info", nat_build_info, METH_NOARGS, "Compiler, OpenMP, SIMD level and limits of this build."},
     {NULL, NULL, 0, NULL},
 };
@@ -1076,7 +1088,8 @@ static int native_exec(PyObject *m)
         PyModule_AddIntConstant(m, "SCHEDULE_DYNAMIC", MC_SCHEDULE_DYNAMIC) < 0 ||
         PyModule_AddObject(m, "SUM_OF_SQUARES_MAX_N", PyLong_FromUnsignedLongLong(MC_SUM_OF_SQUARES_MAX_N)) < 0 ||
         PyModule_AddObject(m, "COUNT_PRIMES_MAX_N", PyLong_FromUnsignedLongLong(MC_COUNT_PRIMES_MAX_N)) < 0 ||
-        PyModule_AddObject(m, "GIL_RELEASE_MIN_WORK", PyFloat_FromDouble(GIL_RELEASE_MIN_WORK)) < 0)
+        PyModule_AddObject(m, "GIL_RELEASE_MIN_WORK", PyFloat_FromDouble(GIL_RELEASE_MIN_WORK)) < 0 ||
+        PyModule_AddObject(m, "POOL_MIN_WORK", PyFloat_FromDouble(POOL_MIN_WORK)) < 0)
         return -1;
     return 0;
 }

@@ -51,7 +51,7 @@ def check_threads(value: Any, name: str = "threads") -> int:
 
 
 def check_float(value: Any, name: str, *, finite: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
+    if isinstance(value, bool) or (not isinstance(value, (int, float)) and not hasattr(value, "__float__")):
         raise TypeError(f"{name} must be a real number, not {type(value).__name__}")
     try:
         v = float(value)

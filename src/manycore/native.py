@@ -28,7 +28,8 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -44,8 +45,8 @@ from ._validate import (
 )
 
 __all__ = [
-    "MAX_THREADS",
     "COUNT_PRIMES_MAX_N",
+    "MAX_THREADS",
     "SUM_OF_SQUARES_MAX_N",
     "Pool",
     "ThreadRecord",
@@ -120,7 +121,8 @@ def default_threads() -> int:
 
 
 _pools_lock = threading.Lock()
-_pools: dict[int, Pool] = {}
+_pools: dict[int, Pool] = {}  # size -> pool; pools live for the process
+_pool_for: dict[int | None, Pool] = {}  # requested threads -> chosen pool (lock-free fast path)
 
 
 def default_pool(threads: int | None = None) -> Pool:
@@ -129,13 +131,18 @@ def default_pool(threads: int | None = None) -> Pool:
     Pools are created lazily and kept for the life of the process, so a
     handle obtained by one thread is never closed under another.
     """
+    cached = _pool_for.get(threads) if threads is None or type(threads) is int else None
+    if cached is not None:
+        return cached
     want = default_threads() if threads is None else check_threads(threads)
     with _pools_lock:
         fits = [p for size, p in _pools.items() if size >= want]
         if fits:
-            return min(fits, key=lambda p: p.threads)
-        pool = Pool(max(want, default_threads()))
-        _pools[pool.threads] = pool
+            pool = min(fits, key=lambda p: p.threads)
+        else:
+            pool = Pool(max(want, default_threads()))
+            _pools[pool.threads] = pool
+        _pool_for[want if threads is not None else None] = pool
         return pool
 
 
@@ -144,6 +151,7 @@ def _forget_pools_after_fork() -> None:
     global _pools_lock
     _pools_lock = threading.Lock()
     _pools.clear()
+    _pool_for.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -190,7 +198,7 @@ def sum_of_squares(x: Any, *, threads: int | None = None, pool: Pool | None = No
     return int(_native.sum_of_squares_range(n, handle, t))
 
 
-def sum(x: Any, *, threads: int | None = None, pool: Pool | None = None) -> Number:  # noqa: A001
+def sum(x: Any, *, threads: int | None = None, pool: Pool | None = None) -> Number:
     """Sum of the elements of buffer ``x``: exact int for integer formats, float otherwise."""
     handle, t = _resolve(threads, pool)
     result: Number = _native.sum(x, handle, t)
@@ -323,7 +331,8 @@ def square(x: Any, *, out: Any = None, threads: int | None = None, pool: Pool | 
 
 
 # ---------------------------------------------------------------- threads
-class ThreadRecord(NamedTuple):
+@dataclass(frozen=True)
+class ThreadRecord:
     """What one native thread of :func:`start_threads` did."""
 
     index: int
@@ -414,7 +423,9 @@ def parallel_for(
     _native.parallel_for(addr, count, ctx, g, _SCHEDULES[schedule], handle, t)
 
 
-def bench_dispatch(iterations: int = 100_000, *, threads: int | None = None, pool: Pool | None = None) -> float:
+def bench_dispatch(
+    iterations: int = 100_000, *, threads: int | None = None, pool: Pool | None = None
+) -> float:
     """Mean seconds per empty parallel region (wake, run, join), measured in C."""
     its = check_int(iterations, "iterations", minimum=1)
     handle, t = _resolve(threads, pool)
@@ -425,4 +436,3 @@ def build_info() -> dict[str, Any]:
     """Compiler, OpenMP, SIMD level selected at run time, CPU count and limits."""
     info: dict[str, Any] = dict(_native.build_info())
     return info
-
