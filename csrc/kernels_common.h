@@ -125,6 +125,12 @@ static inline void *mc_scratch_alloc(size_t count, size_t size, void **base)
 #define MC_SLOT(ptr, size, i) ((void *)((char *)(ptr) + (size_t)(i) * mc_slot_size(size)))
 
 /* ---------------------------------------------------------------- checks */
+/* Finite (not inf, not NaN) without libm: x - x is NaN for inf and NaN. */
+static inline int mc_isfinite(double x)
+{
+    return x - x == 0.0;
+}
+
 static inline int mc_dtype_valid(int dtype)
 {
     return dtype >= 0 && dtype < MC_DTYPE_COUNT;

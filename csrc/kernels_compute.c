@@ -7,8 +7,6 @@
  * are computed element by element with an operation order that does not
  * depend on the partition.
  */
-#include <math.h>
-
 #include "kernels_common.h"
 
 /* ================================================================ info */
@@ -100,13 +98,15 @@ static void prime_task(void *vctx, size_t begin, size_t end, unsigned worker)
     slot->count += found;
 }
 
+/* floor(sqrt(m)) for m < 2^64, bit by bit (no libm). */
 static uint64_t isqrt_u64(uint64_t m)
 {
-    uint64_t r = (uint64_t)sqrt((double)m);
-    while (r > 0 && r * r > m)
-        r--;
-    while ((r + 1) * (r + 1) <= m)
-        r++;
+    uint64_t r = 0;
+    for (uint64_t bit = (uint64_t)1 << 31; bit != 0; bit >>= 1) {
+        uint64_t t = r + bit;
+        if (t <= m / t)   /* t*t <= m without overflow */
+            r = t;
+    }
     return r;
 }
 
@@ -185,9 +185,10 @@ MC_TARGET_CLONES
 static uint64_t mcpi_chunk(uint64_t seed, uint64_t begin, uint64_t n)
 {
     uint64_t hits = 0;
-    uint64_t z0 = seed + (begin + 1) * SM_GAMMA;
+    uint64_t state = seed + begin * SM_GAMMA;   /* additive induction, no multiply */
     for (uint64_t j = 0; j < n; j++) {
-        uint64_t z = z0 + j * SM_GAMMA;
+        state += SM_GAMMA;
+        uint64_t z = state;
         z = (z ^ (z >> 30)) * SM_M1;
         z = (z ^ (z >> 27)) * SM_M2;
         z ^= z >> 31;
@@ -251,47 +252,53 @@ int mc_monte_carlo_pi(const mc_exec *ex, uint64_t samples, uint64_t seed, uint64
  *         it += 1
  *     out = it
  * (col, row, width, height converted to double; no FMA.)  8 pixels run in
- * lock-step lanes; an escaped lane keeps its z (which stays escaped), so each
- * lane performs exactly the scalar sequence above. */
-#define MB_LANES 8
+ * lock-step lanes; an escaped lane keeps its z and count (its z stays
+ * escaped), so each lane's count is exactly that of the scalar loop above. */
+/* mandel_row is written with GNU vector extensions (one vector = LANES
+ * doubles, VECS independent vectors in flight to hide the ~13-cycle
+ * dependency chain of one iteration).  The best vector width differs per ISA
+ * and gcc lowers over-wide generic vectors badly, so instead of
+ * target_clones there are three explicit variants, selected with the same
+ * __builtin_cpu_supports tests (and the same availability condition) as the
+ * ifunc resolvers and mc_simd_level(). */
+#define MB_BATCH 8   /* iterations between "all lanes escaped?" checks */
+typedef void (*mandel_row_fn)(size_t width, uint32_t max_iter, double xmin, double dx,
+                              double wd, double ci, uint32_t *out);
 
-MC_TARGET_CLONES
-static void mandel_row(size_t width, uint32_t max_iter, double xmin, double dx, double wd,
-                       double ci, uint32_t *out)
+#define MB_NAME mandel_row_base
+#define MB_ATTR
+#define MB_LANES 2
+#define MB_VECS 2
+#include "kernels_mandel.h"
+
+#if MC_HAVE_TARGET_CLONES
+#  define MB_NAME mandel_row_avx2
+#  define MB_ATTR __attribute__((target("avx2")))
+#  define MB_LANES 4
+#  define MB_VECS 4
+#  include "kernels_mandel.h"
+
+#  define MB_NAME mandel_row_avx512
+#  define MB_ATTR __attribute__((target("avx512f")))
+#  define MB_LANES 8
+#  define MB_VECS 4
+#  include "kernels_mandel.h"
+#endif
+
+static mandel_row_fn mandel_select(void)
 {
-    for (size_t c0 = 0; c0 < width; c0 += MB_LANES) {
-        size_t m = width - c0 < MB_LANES ? width - c0 : MB_LANES;
-        double cr[MB_LANES], zr[MB_LANES], zi[MB_LANES];
-        uint64_t cnt[MB_LANES];
-        for (size_t l = 0; l < MB_LANES; l++) {
-            size_t col = c0 + (l < m ? l : 0);   /* idle lanes repeat a real pixel */
-            cr[l] = xmin + (((double)col + 0.5) * dx) / wd;
-            zr[l] = 0.0;
-            zi[l] = 0.0;
-            cnt[l] = 0;
-        }
-        for (uint32_t it = 0; it < max_iter; it++) {
-            uint64_t any = 0;
-            for (size_t l = 0; l < MB_LANES; l++) {
-                double zr2 = zr[l] * zr[l];
-                double zi2 = zi[l] * zi[l];
-                uint64_t alive = !(zr2 + zi2 > 4.0);
-                double nzi = 2.0 * zr[l] * zi[l] + ci;
-                double nzr = zr2 - zi2 + cr[l];
-                zr[l] = alive ? nzr : zr[l];
-                zi[l] = alive ? nzi : zi[l];
-                cnt[l] += alive;
-                any |= alive;
-            }
-            if (!any)
-                break;
-        }
-        for (size_t l = 0; l < m; l++)
-            out[c0 + l] = (uint32_t)cnt[l];
-    }
+#if MC_HAVE_TARGET_CLONES
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        return mandel_row_avx512;
+    if (__builtin_cpu_supports("avx2"))
+        return mandel_row_avx2;
+#endif
+    return mandel_row_base;
 }
 
 typedef struct {
+    mandel_row_fn row_fn;
     size_t width;
     uint32_t max_iter;
     double xmin, dx, wd, ymin, dy, hd;
@@ -304,7 +311,7 @@ static void mandel_task(void *vctx, size_t begin, size_t end, unsigned worker)
     const mandel_ctx *c = vctx;
     for (size_t row = begin; row < end; row++) {
         double ci = c->ymin + (((double)row + 0.5) * c->dy) / c->hd;
-        mandel_row(c->width, c->max_iter, c->xmin, c->dx, c->wd, ci, c->out + row * c->width);
+        c->row_fn(c->width, c->max_iter, c->xmin, c->dx, c->wd, ci, c->out + row * c->width);
     }
 }
 
@@ -321,7 +328,7 @@ int mc_mandelbrot(const mc_exec *ex, size_t width, size_t height, uint32_t max_i
         return MC_OK;
     if (!mc_buffer_ok(out, npix, sizeof(uint32_t)))
         return MC_EINVAL;
-    mandel_ctx ctx = { width, max_iter, xmin, xmax - xmin, (double)width,
+    mandel_ctx ctx = { mandel_select(), width, max_iter, xmin, xmax - xmin, (double)width,
                        ymin, ymax - ymin, (double)height, out };
     size_t grain = 4096 / width;
     if (grain == 0)

@@ -13,8 +13,6 @@
  *   are explicit, so the vectoriser never reassociates, and the build uses
  *   -ffp-contract=off (no FMA contraction in any clone).
  */
-#include <math.h>
-
 #include "kernels_common.h"
 
 /* ================================================================ sum of squares of 0..n-1 */
@@ -236,9 +234,10 @@ static int float_reduce(const mc_exec *ex, fblock_fn fn, const void *x, const vo
  *   sum, 8/16/32-bit:    |v| <= 2^32           -> |piece sum| <= 2^44
  *   sumsq, 8/16-bit:     v^2 <= 2^32           -> <= 2^44
  *   dot, 8/16-bit:       |x*y| <= 2^32         -> |.| <= 2^44
- * 32-bit squares/products (< 2^64) are summed in 128 bits per piece
- * (2^12 * 2^64 = 2^76), and 64-bit ones in the 192-bit accumulator
- * (n * 2^128 with n < 2^61). */
+ * 32-bit squares/products (|t| < 2^64) and 64-bit sums use 64-bit lanes
+ * with a carry count (DEF_IPIECE_LANES), exact in 128 bits per piece
+ * (2^12 * 2^64 = 2^76); 64-bit squares/products (|t| <= 2^128) go to the
+ * 192-bit accumulator (n * 2^128 < 2^189 with n < 2^61). */
 #define IPIECE 4096u
 #define IRED_GRAIN ((size_t)1 << 17)
 
@@ -307,7 +306,7 @@ DEF_IPIECE_I64(idot_u16, uint16_t, uint16_t, (int64_t)((uint32_t)x[j] * (uint32_
             tot += (mc_i128)t;                                               \
         }                                                                    \
         for (int l = 0; l < 16; l++)                                         \
-            tot += (mc_i128)s[l] + (mc_i128)k[l] * ((mc_i128)1 << 64);                  \
+            tot += (mc_i128)s[l] + (mc_i128)k[l] * ((mc_i128)1 << 64); \
         mc_acc192_add_i128(acc, tot);                                        \
     }
 
@@ -734,14 +733,14 @@ int mc_histogram(const mc_exec *ex, const void *x, size_t n, int dtype,
     size_t es = mc_dtype_size(dtype);
     if (!mc_buffer_ok(x, n, es))
         return MC_EINVAL;
-    if (bins == 0 || counts == NULL || !isfinite(lo) || !isfinite(hi) || !(lo < hi))
+    if (bins == 0 || counts == NULL || !mc_isfinite(lo) || !mc_isfinite(hi) || !(lo < hi))
         return MC_EINVAL;
     if (bins > SIZE_MAX / sizeof(int64_t) || (size_t)nt > SIZE_MAX / sizeof(int64_t) / bins)
         return MC_ENOMEM;
 
     double binsd = (double)bins;
     double S = 1.0;
-    while (!isfinite((hi * S - lo * S) * binsd))
+    while (!mc_isfinite((hi * S - lo * S) * binsd))
         S *= 0.5;
 
     int64_t *local = calloc((size_t)nt * bins, sizeof(int64_t));
