@@ -1,12 +1,67 @@
 """manycore: every way of running Python in parallel, real, fast and correct.
 
-Subpackages and modules
-    manycore.native   the native POSIX-thread runtime (C core, persistent pool, GIL-free kernels)
-    manycore.cli      the ``manycore`` command (``manycore info``)
+The public face::
+
+    manycore.pmap / pstarmap          map on the backend that measures best
+    manycore.get_executor(name)       one executor contract over every mechanism
+    manycore.backends()               which backends are usable here
+    manycore.SerialExecutor, ThreadExecutor, ProcessExecutor, AsyncExecutor,
+    NativeExecutor, DaskExecutor      the executors themselves
+    manycore.TaskError, WorkerCrashed what failures look like
+
+Subpackages: ``manycore.native`` (the native POSIX-thread runtime),
+``manycore.executors``, ``manycore.cli`` (the ``manycore`` command).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from .executors import (
+    ManycoreExecutor,
+    RemoteTraceback,
+    TaskError,
+    WorkerCrashed,
+    backends,
+    get_executor,
+)
+from .pmap import PMapResult, pmap, pstarmap
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "AsyncExecutor",
+    "DaskExecutor",
+    "ManycoreExecutor",
+    "NativeExecutor",
+    "PMapResult",
+    "ProcessExecutor",
+    "RemoteTraceback",
+    "SerialExecutor",
+    "TaskError",
+    "ThreadExecutor",
+    "WorkerCrashed",
+    "__version__",
+    "backends",
+    "get_executor",
+    "pmap",
+    "pstarmap",
+]
+
+_EXECUTORS = {
+    "SerialExecutor",
+    "ThreadExecutor",
+    "ProcessExecutor",
+    "AsyncExecutor",
+    "NativeExecutor",
+    "DaskExecutor",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Executors are imported on first use: optional extras stay optional.
+    if name in _EXECUTORS:
+        from . import executors
+
+        return getattr(executors, name)
+    raise AttributeError(f"module 'manycore' has no attribute {name!r}")

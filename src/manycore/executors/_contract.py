@@ -1,0 +1,154 @@
+"""The contract every manycore executor keeps.
+
+Every backend is a real :class:`concurrent.futures.Executor`: ``submit``
+returns a real :class:`concurrent.futures.Future`, so ``as_completed``,
+``wait`` and ``add_done_callback`` work unchanged.  On top of the stdlib
+semantics every backend guarantees:
+
+``submit(fn, /, *args, **kwargs)``
+    Schedules ``fn(*args, **kwargs)``; raises ``RuntimeError`` after
+    ``shutdown`` (``BrokenExecutor`` subclasses once the executor is broken).
+    An exception raised by ``fn`` is set on the future unchanged (same type,
+    same args); when it was raised in another process its original traceback
+    text travels as ``__cause__`` (a :class:`RemoteTraceback`), like the
+    stdlib's ``ProcessPoolExecutor``.
+
+``map(fn, *iterables, timeout=None, chunksize=1)``
+    The stdlib semantics: results in input order; ``timeout`` counts from
+    the call to ``map`` and raises ``TimeoutError`` from ``__next__``.
+
+``shutdown(wait=True, *, cancel_futures=False)``
+    Idempotent.  ``cancel_futures=True`` cancels every future that has not
+    started.  ``wait=True`` returns when running work has finished and the
+    workers are gone.
+
+``pmap(fn, iterable, ...)`` / ``pstarmap(fn, iterable, ...)``
+    :func:`manycore.pmap` on this executor (see there for errors, timeouts,
+    chunking and progress).
+
+Worker failures are reported as data where the caller asks for it
+(:class:`TaskError` with ``errors="collect"``) and as exceptions otherwise;
+a dead worker process is a :class:`WorkerCrashed` (a ``BrokenProcessPool``)
+that names the item, the pid and the signal or exit code.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+if TYPE_CHECKING:
+    from ..pmap import PMapResult
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class RemoteTraceback(Exception):
+    """The formatted traceback of an exception raised in another process or thread."""
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return self.tb
+
+
+def attach_traceback(exc: BaseException, tb_text: str) -> BaseException:
+    """Chain ``tb_text`` to ``exc`` as its ``__cause__`` (the stdlib's convention)."""
+    if tb_text and exc.__cause__ is None:
+        exc.__cause__ = RemoteTraceback(f'\n"""\n{tb_text.rstrip()}\n"""')
+    return exc
+
+
+@dataclass(frozen=True)
+class TaskError:
+    """A failed item, in place of its result when ``errors="collect"``.
+
+    ``index`` is the item's position in the input, ``exception`` the exception
+    it raised (``TimeoutError`` for ``task_timeout``, :class:`WorkerCrashed`
+    for a dead worker) and ``traceback`` its formatted traceback text.
+    """
+
+    index: int
+    exception: BaseException
+    traceback: str = ""
+
+    def __repr__(self) -> str:
+        return f"TaskError(index={self.index}, exception={self.exception!r})"
+
+
+class WorkerCrashed(BrokenProcessPool):
+    """A worker process died (signal, ``os._exit``, OOM kill) while running an item."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        index: int | None = None,
+        pid: int | None = None,
+        exitcode: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.index = index
+        self.pid = pid
+        self.exitcode = exitcode
+
+    @property
+    def signal_name(self) -> str | None:
+        """``"SIGSEGV"`` and so on when the worker was killed by a signal."""
+        if self.exitcode is None or self.exitcode >= 0:
+            return None
+        try:
+            return signal.Signals(-self.exitcode).name
+        except ValueError:
+            return f"signal {-self.exitcode}"
+
+    @staticmethod
+    def describe_exit(exitcode: int | None) -> str:
+        if exitcode is None:
+            return "vanished"
+        if exitcode < 0:
+            try:
+                name = signal.Signals(-exitcode).name
+            except ValueError:
+                name = f"signal {-exitcode}"
+            return f"was killed by {name}"
+        return f"exited with code {exitcode}"
+
+
+class ManycoreExecutor(Executor):
+    """Base of every manycore backend: a ``concurrent.futures.Executor`` plus ``pmap``."""
+
+    #: Name used by :func:`manycore.get_executor` and ``pmap(backend=...)``.
+    backend_name: ClassVar[str] = "?"
+
+    def pmap(self, fn: Callable[[T], R], iterable: Iterable[T], **options: Any) -> PMapResult[R]:
+        """:func:`manycore.pmap` on this executor."""
+        from ..pmap import pmap
+
+        return pmap(fn, iterable, executor=self, **options)
+
+    def pstarmap(
+        self, fn: Callable[..., R], iterable: Iterable[Iterable[Any]], **options: Any
+    ) -> PMapResult[R]:
+        """:func:`manycore.pstarmap` on this executor."""
+        from ..pmap import pstarmap
+
+        return pstarmap(fn, iterable, executor=self, **options)
+
+
+def check_max_workers(max_workers: int | None, default: int) -> int:
+    """The stdlib's validation: ``None`` means ``default``; 0 or negative is ``ValueError``."""
+    if max_workers is None:
+        return default
+    if isinstance(max_workers, bool) or not isinstance(max_workers, int):
+        raise TypeError(f"max_workers must be an int or None, not {type(max_workers).__name__}")
+    if max_workers <= 0:
+        raise ValueError("max_workers must be greater than 0")
+    return max_workers

@@ -1,0 +1,225 @@
+"""ProcessExecutor: a drop-in ``concurrent.futures.ProcessPoolExecutor``, with the walls removed.
+
+It *is* a ``ProcessPoolExecutor`` (same constructor: ``max_workers``,
+``mp_context``, ``initializer``, ``initargs``, ``max_tasks_per_child``; same
+``submit``/``map``/``shutdown`` semantics; ``BrokenProcessPool`` when a worker
+dies), plus:
+
+* **cloudpickle**: lambdas, closures and interactively defined functions work
+  as ``fn`` and as ``initializer``; an argument that cannot be pickled fails
+  that future with ``pickle.PicklingError`` naming the argument, instead of
+  breaking the pool.
+* **big NumPy arrays** (>= 1 MiB) travel through shared memory, released when
+  the future is done.
+* **exceptions that do not survive pickling** (custom ``__init__``, unpicklable
+  attributes) come back as :class:`UnpicklableError` carrying the original
+  type name, message and traceback, instead of breaking the pool.
+* **no oversubscription**: BLAS/OpenMP pools inside workers are limited with
+  threadpoolctl to ``cpus // max_workers`` threads (``limit_inner_threads``).
+* **Ctrl-C**: workers ignore SIGINT (the parent owns the decision); leaving a
+  ``with`` block by ``KeyboardInterrupt`` cancels queued work and terminates
+  the workers instead of waiting for running tasks.
+* ``pmap`` runs on a fault-tolerant engine (per-task timeouts that kill only
+  the stuck worker, crash reports per item) with this executor's settings.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, TypeVar
+
+from . import _serialize
+from ._contract import ManycoreExecutor, check_max_workers
+
+R = TypeVar("R")
+
+_limiter: Any = None  # the worker's threadpoolctl limiter, kept alive for its lifetime
+
+
+class UnpicklableError(Exception):
+    """Stands in for a worker-side exception that could not be pickled back."""
+
+    def __init__(self, type_name: str, message: str, tb: str = "") -> None:
+        super().__init__(type_name, message, tb)
+        self.type_name = type_name
+        self.message = message
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.message} (original exception could not be pickled)"
+
+
+def default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
+def worker_setup(init_payload: bytes | None, inner_threads: int | None) -> None:
+    """Runs first in every worker process (ours and the engine's)."""
+    global _limiter
+    # The parent decides what Ctrl-C means; a worker traceback per key press helps nobody.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if inner_threads is not None:
+        try:
+            from threadpoolctl import threadpool_limits
+
+            _limiter = threadpool_limits(limits=inner_threads)
+        except Exception:  # pragma: no cover - threadpoolctl failing must not kill the worker
+            _limiter = None
+    if init_payload is not None:
+        initializer, initargs = _serialize.loads(init_payload)
+        initializer(*initargs)
+
+
+def portable_exception(exc: BaseException) -> BaseException:
+    """``exc`` if it survives a pickle round trip, else an :class:`UnpicklableError` twin."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return UnpicklableError(f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc), tb)
+    return exc
+
+
+def _run_payload(payload: bytes) -> Any:
+    fn, args, kwargs = _serialize.loads(payload)
+    try:
+        return fn(*args, **kwargs)
+    except BaseException as exc:
+        portable = portable_exception(exc)
+        if portable is exc:
+            raise
+        raise portable from None
+
+
+def _release_segments(segments: list[Any]) -> Callable[[Future[Any]], None]:
+    def release(_: Future[Any]) -> None:
+        _serialize.release(segments)
+
+    return release
+
+
+class ProcessExecutor(ProcessPoolExecutor, ManycoreExecutor):
+    backend_name = "processes"
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        mp_context: Any = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        *,
+        max_tasks_per_child: int | None = None,
+        limit_inner_threads: bool = True,
+    ) -> None:
+        workers = check_max_workers(max_workers, default_workers())
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        self._user_initializer = initializer
+        self._user_initargs = tuple(initargs)
+        self._inner_threads = max(1, default_workers() // workers) if limit_inner_threads else None
+        init_payload = _serialize.dumps((initializer, tuple(initargs))) if initializer is not None else None
+        self._init_payload = init_payload
+        self._engine: Any = None
+        kwargs: dict[str, Any] = {}
+        if max_tasks_per_child is not None:
+            if sys.version_info < (3, 11):  # pragma: no cover - 3.10 only
+                raise TypeError("max_tasks_per_child requires Python 3.11 or newer")
+            kwargs["max_tasks_per_child"] = max_tasks_per_child
+        super().__init__(
+            max_workers=workers,
+            mp_context=mp_context,
+            initializer=worker_setup,
+            initargs=(init_payload, self._inner_threads),
+            **kwargs,
+        )
+
+    @property
+    def max_workers(self) -> int:
+        return int(self._max_workers)  # type: ignore[attr-defined]  # set by ProcessPoolExecutor
+
+    @property
+    def mp_context(self) -> Any:
+        return self._mp_context
+
+    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
+        segments: list[Any] = []
+        try:
+            payload = _serialize.dumps((fn, args, kwargs), segments)
+        except Exception as exc:
+            _serialize.release(segments)
+            if self._shutdown_thread or self._broken:
+                return super().submit(fn, *args, **kwargs)  # raises the stdlib's error
+            failed: Future[R] = Future()
+            failed.set_exception(_pickling_error(fn, args, kwargs, exc))
+            return failed
+        try:
+            future: Future[R] = super().submit(_run_payload, payload)
+        except BaseException:
+            _serialize.release(segments)
+            raise
+        if segments:
+            future.add_done_callback(_release_segments(segments))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.close()
+        super().shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def terminate(self) -> None:
+        """Cancel queued work and kill the workers now (what Ctrl-C in a ``with`` block does)."""
+        processes = list((self._processes or {}).values())
+        self.shutdown(wait=False, cancel_futures=True)
+        for p in processes:
+            if p.is_alive():
+                p.kill()
+        for p in processes:
+            p.join(timeout=5)
+
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> bool | None:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self.terminate()
+            return False
+        return super().__exit__(exc_type, exc_val, exc_tb)
+
+    def _get_engine(self) -> Any:
+        """The fault-tolerant engine that runs ``pmap`` with this executor's settings."""
+        if self._shutdown_thread:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        if self._engine is None:
+            from ._engine import ProcessEngine
+
+            self._engine = ProcessEngine(
+                workers=self.max_workers,
+                mp_context=self._mp_context,
+                init_payload=self._init_payload,
+                inner_threads=self._inner_threads,
+            )
+        return self._engine
+
+
+def _pickling_error(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], exc: Exception) -> Exception:
+    """A PicklingError that names which part of the call could not be pickled."""
+    culprit = "the call"
+    candidates: list[tuple[str, Any]] = [("fn", fn)]
+    candidates += [(f"argument {i}", a) for i, a in enumerate(args)]
+    candidates += [(f"keyword argument {k!r}", v) for k, v in kwargs.items()]
+    for name, value in candidates:
+        try:
+            _serialize.dumps(value)
+        except Exception:
+            culprit = name
+            break
+    error = pickle.PicklingError(f"cannot send {culprit} to a worker process: {exc}")
+    error.__cause__ = exc
+    return error
