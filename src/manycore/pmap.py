@@ -307,10 +307,22 @@ def _run(
     if explain:
         print(decision.explain(), file=sys.stderr)
 
-    records = _records(fn, pairs, decision, executor, deadline, task_timeout)
+    # Ordered output buffers results that overtake a slow item; stop handing
+    # out work while that buffer is full, so memory stays bounded.
+    backlog = _Backlog(limit=max(16, decision.workers * decision.chunksize))
+    records = _records(fn, pairs, decision, executor, deadline, task_timeout, backlog.has_room)
     if probed:
         records = itertools.chain(iter(probed), records)
-    yield from _deliver(records, ordered, errors)
+    yield from _deliver(records, ordered, errors, backlog)
+
+
+@dataclass
+class _Backlog:
+    limit: int
+    size: int = 0
+
+    def has_room(self) -> bool:
+        return self.size < self.limit
 
 
 def _default_chunk(length: int, workers: int) -> int:
@@ -320,7 +332,7 @@ def _default_chunk(length: int, workers: int) -> int:
     return max(1, min(10_000, math.ceil(length / (workers * 4))))
 
 
-def _deliver(records: Iterator[Record], ordered: bool, errors: str) -> Iterator[Any]:
+def _deliver(records: Iterator[Record], ordered: bool, errors: str, backlog: _Backlog) -> Iterator[Any]:
     pending: dict[int, Record] = {}
     next_index = 0
     try:
@@ -330,8 +342,10 @@ def _deliver(records: Iterator[Record], ordered: bool, errors: str) -> Iterator[
                 continue
             pending[record[0]] = record
             while next_index in pending:
+                backlog.size = len(pending) - 1
                 yield _outcome(pending.pop(next_index), errors)
                 next_index += 1
+            backlog.size = len(pending)
         # the input ended: whatever is left is in index order already
         for index in sorted(pending):
             yield _outcome(pending.pop(index), errors)
@@ -364,6 +378,7 @@ def _records(
     executor: Executor | None,
     deadline: float | None,
     task_timeout: float | None,
+    may_dispatch: Callable[[], bool],
 ) -> Iterator[Record]:
     if executor is None and decision.backend == "serial":
         yield from _run_serial(fn, pairs, deadline)
@@ -378,7 +393,12 @@ def _records(
         )
         try:
             yield from engine.run(
-                fn, pairs, chunksize=decision.chunksize, task_timeout=task_timeout, deadline=deadline
+                fn,
+                pairs,
+                chunksize=decision.chunksize,
+                task_timeout=task_timeout,
+                deadline=deadline,
+                may_dispatch=may_dispatch,
             )
         finally:
             engine.close()
@@ -396,7 +416,7 @@ def _records(
         executor = get_executor(decision.backend, max_workers=decision.workers)
     assert executor is not None
     try:
-        yield from _run_executor(fn, pairs, executor, decision, deadline, task_timeout)
+        yield from _run_executor(fn, pairs, executor, decision, deadline, task_timeout, may_dispatch)
     finally:
         if own:
             executor.shutdown(wait=False, cancel_futures=True)
@@ -437,6 +457,7 @@ def _run_executor(
     decision: Decision,
     deadline: float | None,
     task_timeout: float | None,
+    may_dispatch: Callable[[], bool],
 ) -> Iterator[Record]:
     per_item = getattr(executor, "backend_name", "") == "asyncio" or task_timeout is not None
     chunksize = 1 if per_item else decision.chunksize
@@ -446,14 +467,16 @@ def _run_executor(
     exhausted = False
     try:
         while True:
-            while not exhausted and len(in_flight) < limit:
+            while not exhausted and len(in_flight) < limit and (not in_flight or may_dispatch()):
+                chunk: list[tuple[int, Any]] = []
                 try:
-                    chunk = list(itertools.islice(pairs, chunksize))
+                    for pair in itertools.islice(pairs, chunksize):
+                        chunk.append(pair)
                 except Exception as exc:
                     input_error, exhausted = exc, True
-                    break
-                if not chunk:
+                if len(chunk) < chunksize:
                     exhausted = True
+                if not chunk:
                     break
                 if per_item:
                     future = executor.submit(fn, chunk[0][1])
@@ -629,15 +652,25 @@ def _threads_speedup(
     per_item: float,
     m: dict[str, float],
 ) -> bool:
-    """Run ``n_workers`` more items at once on threads; keep their results."""
+    """Run ``n_workers`` more items at once on threads (keeping their results).
+
+    The GIL test is CPU time over wall time: threads that hold the GIL take
+    turns, so their summed CPU time cannot exceed the wall time (ratio <= 1);
+    GIL-free threads accumulate CPU time in parallel (ratio up to the thread
+    count).  Unlike a speed-up, this ratio does not depend on how loaded the
+    machine was while the serial probe ran.
+    """
     sample = list(itertools.islice(pairs, n_workers))
     if len(sample) < 2:
         probed.extend(_call(fn, i, x) for i, x in sample)
         return False
     results: list[Record | None] = [None] * len(sample)
+    cpu = [0.0] * len(sample)
 
     def run(k: int) -> None:
+        c0 = time.thread_time()
         results[k] = _call(fn, *sample[k])
+        cpu[k] = time.thread_time() - c0
 
     threads = [threading.Thread(target=run, args=(k,)) for k in range(len(sample))]
     t0 = time.perf_counter()
@@ -647,9 +680,10 @@ def _threads_speedup(
         t.join()
     wall = time.perf_counter() - t0
     probed.extend(r for r in results if r is not None)
-    speedup = (per_item * len(sample)) / wall if wall > 0 else 1.0
-    m["threads_speedup"] = speedup
-    return speedup > 0.6 * len(sample)
+    parallelism = sum(cpu) / wall if wall > 0 else 1.0
+    m["threads_cpu_parallelism"] = parallelism
+    m["threads_speedup"] = (per_item * len(sample)) / wall if wall > 0 else 1.0
+    return parallelism > 1.3
 
 
 # ---------------------------------------------------------------- progress

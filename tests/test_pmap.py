@@ -1,0 +1,433 @@
+"""pmap: results, ordering, laziness, errors, timeouts, crashes, Ctrl-C, pickling, shared memory."""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import os
+import pickle
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import manycore
+from manycore import TaskError, WorkerCrashed, pmap, pstarmap
+
+BACKENDS = ["serial", "threads", "processes", "native"]
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def fail_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError(f"bad item {x}")
+    return x
+
+
+def busy(x: int) -> int:
+    total = 0
+    for i in range(20_000):
+        total += i % 7
+    return x + total - total
+
+
+def children() -> set[int]:
+    """Live child processes of this process (from /proc), zombies excluded."""
+    me = os.getpid()
+    out = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me and fields[0] != "Z":
+            out.add(int(entry))
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_results_in_order(backend: str) -> None:
+    assert list(pmap(square, range(103), backend=backend)) == [x * x for x in range(103)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unordered_has_every_result(backend: str) -> None:
+    out = list(pmap(square, range(50), backend=backend, ordered=False, chunksize=3))
+    assert sorted(out) == [x * x for x in range(50)]
+
+
+@pytest.mark.parametrize("backend", [*BACKENDS, "auto"])
+def test_empty_input(backend: str) -> None:
+    assert list(pmap(square, [], backend=backend)) == []
+
+
+def test_result_acts_as_list() -> None:
+    r = pmap(square, range(5), backend="threads")
+    assert r == [0, 1, 4, 9, 16]
+    assert r[2] == 4
+    assert list(r) == [0, 1, 4, 9, 16]
+
+
+def test_partly_iterated_result_cannot_become_a_list() -> None:
+    r = pmap(square, range(5), backend="serial")
+    assert next(r) == 0
+    with pytest.raises(RuntimeError, match="after iterating"):
+        r.results()
+
+
+def test_pstarmap_unpacks_arguments() -> None:
+    assert list(pstarmap(pow, [(2, 3), (3, 2), (10, 0)], backend="processes")) == [8, 9, 1]
+
+
+def test_executor_pmap_method() -> None:
+    with manycore.ThreadExecutor(max_workers=2) as ex:
+        assert list(ex.pmap(square, range(10))) == [x * x for x in range(10)]
+    with manycore.ProcessExecutor(max_workers=2) as ex:
+        assert list(ex.pmap(lambda x: -x, range(10))) == [-x for x in range(10)]
+        assert list(ex.pstarmap(max, [(1, 5), (7, 2)])) == [5, 7]
+
+
+def test_lambdas_and_closures_run_in_processes() -> None:
+    offset = 1000
+    assert list(pmap(lambda x: x + offset, range(20), backend="processes")) == [x + 1000 for x in range(20)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_errors_raise_names_the_item(backend: str) -> None:
+    with pytest.raises(ValueError, match="bad item 3") as info:
+        list(pmap(fail_on_three, range(10), backend=backend, chunksize=2))
+    notes = getattr(info.value, "__notes__", [])
+    assert any("item 3" in n for n in notes)
+    if backend == "processes":
+        # the worker's traceback travels as __cause__, like ProcessPoolExecutor
+        assert "fail_on_three" in str(info.value.__cause__)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_errors_collect_keeps_the_others(backend: str) -> None:
+    out = list(pmap(fail_on_three, range(8), backend=backend, errors="collect", chunksize=3))
+    assert [x for i, x in enumerate(out) if i != 3] == [0, 1, 2, 4, 5, 6, 7]
+    err = out[3]
+    assert isinstance(err, TaskError)
+    assert err.index == 3
+    assert isinstance(err.exception, ValueError)
+    assert "fail_on_three" in err.traceback
+
+
+@pytest.mark.parametrize("backend", ["serial", "threads", "processes"])
+def test_infinite_input_is_consumed_lazily(backend: str) -> None:
+    consumed = itertools.count()
+    read = [0]
+
+    def numbers():
+        for i in consumed:
+            read[0] = i + 1
+            yield i
+
+    results = pmap(square, numbers(), backend=backend, chunksize=4, workers=2)
+    first = list(itertools.islice(results, 20))
+    results.close()
+    assert first == [x * x for x in range(20)]
+    # bounded: what was read is what was needed plus a few chunks in flight
+    assert read[0] <= 20 + 3 * 4 * 2 + 4
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_input_error_stops_the_map_after_earlier_items(backend: str) -> None:
+    def numbers():
+        yield from range(5)
+        raise OSError("input broke")
+
+    seen = []
+    with pytest.raises(OSError, match="input broke"):
+        for value in pmap(square, numbers(), backend=backend, chunksize=2):
+            seen.append(value)
+    assert seen == [0, 1, 4, 9, 16]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"workers": 0}, ValueError, "workers"),
+        ({"workers": -2}, ValueError, "workers"),
+        ({"workers": "2"}, TypeError, "workers"),
+        ({"chunksize": 0}, ValueError, "chunksize"),
+        ({"chunksize": "big"}, TypeError, "chunksize"),
+        ({"errors": "ignore"}, ValueError, "errors"),
+        ({"timeout": 0}, ValueError, "timeout"),
+        ({"task_timeout": -1}, ValueError, "task_timeout"),
+        ({"backend": "gpu"}, ValueError, "backend"),
+    ],
+)
+def test_bad_arguments(kwargs: dict, exc: type[Exception], match: str) -> None:
+    with pytest.raises(exc, match=match):
+        pmap(square, range(3), **kwargs)
+
+
+def test_bad_fn_and_iterable() -> None:
+    with pytest.raises(TypeError, match="fn must be callable"):
+        pmap(42, range(3))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="iterable"):
+        pmap(square, 42)  # type: ignore[arg-type]
+
+
+def sleepy(x: int) -> int:
+    if x == 2:
+        time.sleep(60)
+    return x
+
+
+def regex_hog(x: int) -> int:
+    """Catastrophic backtracking: a C loop inside `re` that holds the GIL."""
+    if x == 1:
+        re.match(r"(a+)+$", "a" * 64 + "b")
+    return x
+
+
+@pytest.mark.parametrize("fn", [sleepy, regex_hog])
+def test_task_timeout_kills_only_the_stuck_worker(fn) -> None:
+    before = children()
+    t0 = time.monotonic()
+    out = list(
+        pmap(fn, range(6), backend="processes", workers=2, chunksize=1, task_timeout=0.5, errors="collect")
+    )
+    assert time.monotonic() - t0 < 20  # hang guard
+    stuck = 2 if fn is sleepy else 1
+    assert isinstance(out[stuck], TaskError)
+    assert isinstance(out[stuck].exception, TimeoutError)
+    assert [x for i, x in enumerate(out) if i != stuck] == [i for i in range(6) if i != stuck]
+    assert children() <= before
+
+
+def test_task_timeout_raises_by_default() -> None:
+    with pytest.raises(TimeoutError, match="item 2"):
+        list(pmap(sleepy, range(4), backend="processes", task_timeout=0.3, chunksize=1))
+
+
+def test_task_timeout_on_threads_abandons_the_item() -> None:
+    def wait_forever(x: int) -> int:
+        if x == 1:
+            threading.Event().wait(3)
+        return x
+
+    out = list(pmap(wait_forever, range(4), backend="threads", task_timeout=0.3, errors="collect"))
+    assert isinstance(out[1], TaskError)
+    assert isinstance(out[1].exception, TimeoutError)
+    assert [out[0], out[2], out[3]] == [0, 2, 3]
+
+
+def test_overall_timeout() -> None:
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError):
+        list(pmap(sleepy, range(4), backend="processes", timeout=0.5, chunksize=1))
+    assert time.monotonic() - t0 < 20
+
+
+def exit_on_five(x: int) -> int:
+    if x == 5:
+        os._exit(7)
+    return x
+
+
+def segfault_on_four(x: int) -> int:
+    if x == 4:
+        ctypes.string_at(0)
+    return x
+
+
+def test_worker_crash_names_item_and_exit_code() -> None:
+    with pytest.raises(WorkerCrashed) as info:
+        list(pmap(exit_on_five, range(10), backend="processes", chunksize=2))
+    assert info.value.index == 5
+    assert info.value.exitcode == 7
+    assert "item 5" in str(info.value)
+
+
+def test_worker_segfault_collect_keeps_other_results() -> None:
+    before = children()
+    out = list(pmap(segfault_on_four, range(12), backend="processes", chunksize=3, errors="collect"))
+    err = out[4]
+    assert isinstance(err, TaskError)
+    assert isinstance(err.exception, WorkerCrashed)
+    assert err.exception.signal_name == "SIGSEGV"
+    assert [x for i, x in enumerate(out) if i != 4] == [i for i in range(12) if i != 4]
+    assert children() <= before
+
+
+def test_crash_is_a_broken_process_pool() -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    with pytest.raises(BrokenProcessPool):
+        list(pmap(exit_on_five, range(8), backend="processes"))
+
+
+def test_unpicklable_item_is_named() -> None:
+    items = [1, 2, threading.Lock(), 4]
+    out = list(pmap(lambda x: 1, items, backend="processes", errors="collect", chunksize=4))
+    assert out[0] == out[1] == out[3] == 1
+    assert isinstance(out[2], TaskError)
+    assert isinstance(out[2].exception, pickle.PicklingError)
+    assert "item 2" in str(out[2].exception)
+
+
+def test_unpicklable_result_is_named() -> None:
+    def make(x: int):
+        return threading.Lock() if x == 1 else x
+
+    out = list(pmap(make, range(3), backend="processes", errors="collect", chunksize=3))
+    assert out[0] == 0 and out[2] == 2
+    assert isinstance(out[1], TaskError)
+    assert "item 1" in str(out[1].exception)
+
+
+class NeedsTwoArgs(Exception):
+    def __init__(self, a: int, b: int) -> None:
+        super().__init__(f"{a}-{b}")
+        self.a = a
+
+
+def raise_custom(x: int) -> int:
+    if x == 1:
+        raise NeedsTwoArgs(1, 2)
+    return x
+
+
+def test_exception_that_cannot_be_unpickled() -> None:
+    out = list(pmap(raise_custom, range(3), backend="processes", errors="collect"))
+    assert out[0] == 0 and out[2] == 2
+    assert isinstance(out[1], TaskError)
+    assert "NeedsTwoArgs" in str(out[1].exception)
+
+
+def shm_segments() -> set[str]:
+    return {n for n in os.listdir("/dev/shm") if n.startswith("psm_")}
+
+
+def array_sum(a: np.ndarray) -> float:
+    a += 1  # copy-on-write: the parent's array must not change
+    return float(a.sum())
+
+
+def test_large_arrays_travel_through_shared_memory_and_are_released() -> None:
+    before = shm_segments()
+    arrays = [np.full(300_000, float(i)) for i in range(4)]  # 2.4 MB each
+    out = list(pmap(array_sum, arrays, backend="processes", chunksize=1))
+    assert out == [300_000.0 * (i + 1) for i in range(4)]
+    assert all((a == i).all() for i, a in enumerate(arrays))
+    assert shm_segments() <= before
+
+
+def test_shared_memory_released_on_error() -> None:
+    before = shm_segments()
+
+    def boom(a: np.ndarray) -> None:
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError):
+        list(pmap(boom, [np.zeros(300_000)] * 3, backend="processes", chunksize=1))
+    assert shm_segments() <= before
+
+
+def test_progress_is_silent_without_a_tty(capfd: pytest.CaptureFixture[str]) -> None:
+    assert list(pmap(square, range(20), backend="threads", progress=True)) == [x * x for x in range(20)]
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_explain_prints_the_decision(capsys: pytest.CaptureFixture[str]) -> None:
+    list(pmap(square, range(100), explain=True))
+    err = capsys.readouterr().err
+    assert "backend=serial" in err
+    assert "item_wall_s" in err
+
+
+def cpu_heavy(x: int) -> int:
+    total = 0
+    for i in range(300_000):
+        total += i ^ x
+    return total
+
+
+def test_auto_keeps_trivial_work_serial_and_sends_waiting_work_to_threads(capsys) -> None:
+    list(pmap(abs, range(1000), explain=True))
+    assert "backend=serial" in capsys.readouterr().err
+
+    def wait_a_bit(x: int) -> int:
+        time.sleep(0.01)
+        return x
+
+    assert list(pmap(wait_a_bit, range(30), explain=True)) == list(range(30))
+    assert "backend=threads" in capsys.readouterr().err
+
+
+def test_auto_sends_cpu_bound_python_to_processes(capsys) -> None:
+    out = list(pmap(cpu_heavy, range(24), explain=True))
+    assert out == [cpu_heavy(x) for x in range(24)]
+    assert "backend=processes" in capsys.readouterr().err
+
+
+def test_auto_decision_is_cached(capsys) -> None:
+    def f(x: int) -> int:
+        return x + 1
+
+    list(pmap(f, range(50), explain=True))
+    list(pmap(f, range(50), explain=True))
+    assert "cached" in capsys.readouterr().err
+
+
+CTRL_C_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys, threading, time
+    import manycore
+
+    def slow(x):
+        time.sleep(30)
+        return x
+
+    threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    t0 = time.monotonic()
+    try:
+        list(manycore.pmap(slow, range(8), backend=sys.argv[1], workers=2, chunksize=1))
+    except KeyboardInterrupt:
+        print("interrupted after", round(time.monotonic() - t0, 2), flush=True)
+    import multiprocessing
+    print("children", len(multiprocessing.active_children()), flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("backend", ["processes", "serial"])
+def test_ctrl_c_stops_promptly_without_orphans(backend: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", CTRL_C_SCRIPT, backend],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "interrupted after" in proc.stdout, proc.stderr
+    seconds = float(proc.stdout.split("interrupted after")[1].split()[0])
+    assert seconds < 5  # signal at 1 s; a hang would take 30 s
+    assert "children 0" in proc.stdout
+
+
+def test_no_worker_survives_a_map() -> None:
+    before = children()
+    list(pmap(square, range(100), backend="processes"))
+    assert children() <= before
+
+
+def test_signal_name_of_exit_codes() -> None:
+    assert WorkerCrashed("x", exitcode=-signal.SIGKILL).signal_name == "SIGKILL"
+    assert WorkerCrashed("x", exitcode=3).signal_name is None
