@@ -150,11 +150,11 @@ def test_input_error_stops_the_map_after_earlier_items(backend: str) -> None:
         yield from range(5)
         raise OSError("input broke")
 
-    seen = []
-    with pytest.raises(OSError, match="input broke"):
-        for value in pmap(square, numbers(), backend=backend, chunksize=2):
-            seen.append(value)
+    results = pmap(square, numbers(), backend=backend, chunksize=2)
+    seen = [next(results) for _ in range(5)]
     assert seen == [0, 1, 4, 9, 16]
+    with pytest.raises(OSError, match="input broke"):
+        next(results)
 
 
 @pytest.mark.parametrize(
@@ -287,7 +287,8 @@ def test_unpicklable_result_is_named() -> None:
         return threading.Lock() if x == 1 else x
 
     out = list(pmap(make, range(3), backend="processes", errors="collect", chunksize=3))
-    assert out[0] == 0 and out[2] == 2
+    assert out[0] == 0
+    assert out[2] == 2
     assert isinstance(out[1], TaskError)
     assert "item 1" in str(out[1].exception)
 
@@ -306,7 +307,8 @@ def raise_custom(x: int) -> int:
 
 def test_exception_that_cannot_be_unpickled() -> None:
     out = list(pmap(raise_custom, range(3), backend="processes", errors="collect"))
-    assert out[0] == 0 and out[2] == 2
+    assert out[0] == 0
+    assert out[2] == 2
     assert isinstance(out[1], TaskError)
     assert "NeedsTwoArgs" in str(out[1].exception)
 
@@ -343,7 +345,8 @@ def test_shared_memory_released_on_error() -> None:
 def test_progress_is_silent_without_a_tty(capfd: pytest.CaptureFixture[str]) -> None:
     assert list(pmap(square, range(20), backend="threads", progress=True)) == [x * x for x in range(20)]
     captured = capfd.readouterr()
-    assert captured.out == "" and captured.err == ""
+    assert captured.out == ""
+    assert captured.err == ""
 
 
 def test_explain_prints_the_decision(capsys: pytest.CaptureFixture[str]) -> None:
