@@ -110,6 +110,10 @@ MC_API void mc_pool_destroy(mc_pool *pool);
 
 MC_API unsigned mc_pool_threads(const mc_pool *pool);
 
+/* MC_OK if the pool can run regions in this process, MC_ESTALE if it was
+ * created before a fork() (its threads exist only in the parent). */
+MC_API int mc_pool_check(const mc_pool *pool);
+
 /* Number of participants a dispatch with this exec will use (>= 1), or 0 if
  * the exec is invalid. */
 MC_API unsigned mc_exec_threads(const mc_exec *ex);

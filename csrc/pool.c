@@ -363,6 +363,13 @@ unsigned mc_pool_threads(const mc_pool *pool)
     return pool ? pool->nthreads : 0;
 }
 
+int mc_pool_check(const mc_pool *pool)
+{
+    if (pool == NULL)
+        return MC_EINVAL;
+    return pool->fork_gen == mc_fork_generation() ? MC_OK : MC_ESTALE;
+}
+
 unsigned mc_exec_threads(const mc_exec *ex)
 {
     if (ex == NULL || ex->pool == NULL)

@@ -35,6 +35,8 @@ ARG_LENGTH = 104
 ARG_MISALIGNED = 105
 ARG_FORMAT_MISMATCH = 106
 ARG_NDIM = 107
+ARG_EMPTY = 108
+ARG_OVERLAP = 109
 
 SUPPORTED_FORMATS = "b B h H i I l L q Q f d"
 
@@ -67,6 +69,8 @@ _ARGUMENT: dict[int, tuple[type[BaseException], str]] = {
     ARG_MISALIGNED: (ValueError, "{arg} is not aligned to its item size ({detail} bytes)"),
     ARG_FORMAT_MISMATCH: (TypeError, "{arg}: element formats differ ({detail})"),
     ARG_NDIM: (ValueError, "{arg} has the wrong shape: {detail}"),
+    ARG_EMPTY: (ValueError, "{arg} is empty: {detail}"),
+    ARG_OVERLAP: (ValueError, "{arg} must not share memory with the inputs: {detail}"),
 }
 
 

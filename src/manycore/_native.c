@@ -45,7 +45,15 @@ enum {
     ARG_LENGTH = 104,
     ARG_MISALIGNED = 105,
     ARG_FORMAT_MISMATCH = 106,
+    ARG_EMPTY = 108,
+    ARG_OVERLAP = 109,
 };
+
+static int ranges_overlap(const void *a, size_t alen, const void *b, size_t blen)
+{
+    uintptr_t a0 = (uintptr_t)a, b0 = (uintptr_t)b;
+    return alen && blen && a0 < b0 + blen && b0 < a0 + alen;
+}
 
 typedef struct {
     PyTypeObject *pool_type;
@@ -104,16 +112,17 @@ static void pool_destroy_nogil(mc_pool *pool)
 static PyObject *Pool_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"threads", NULL};
-    unsigned int threads;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "I:Pool", kwlist, &threads))
+    long threads_l;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "l:Pool", kwlist, &threads_l))
         return NULL;
     module_state *st = PyType_GetModuleState(type);
     if (st == NULL)
         return NULL;
-    if (threads < 1 || threads > MC_MAX_THREADS) {
-        PyErr_Format(PyExc_ValueError, "threads must be between 1 and %d, got %u", MC_MAX_THREADS, threads);
+    if (threads_l < 1 || threads_l > MC_MAX_THREADS) {
+        PyErr_Format(PyExc_ValueError, "threads must be between 1 and %d, got %ld", MC_MAX_THREADS, threads_l);
         return NULL;
     }
+    unsigned threads = (unsigned)threads_l;
     PoolObject *self = (PoolObject *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;
@@ -273,6 +282,15 @@ static int kcall_begin(module_state *st, kcall *kc, PyObject *pool_obj, unsigned
             return -1;
         Py_INCREF(pool_obj);
         kc->pool = (PoolObject *)pool_obj;
+        /* A pool from before fork() is unusable even for work small enough
+         * to run inline: fail the same way whatever the input size. */
+        int stale = mc_pool_check(kc->pool->pool);
+        if (stale != MC_OK) {
+            pool_release(kc->pool);
+            Py_CLEAR(kc->pool);
+            raise_status(st, stale, "Pool", 0);
+            return -1;
+        }
         if (threads > kc->pool->threads) {
             PyErr_Format(PyExc_ValueError, "threads=%u is more than the pool's %u threads",
                          threads, kc->pool->threads);
@@ -594,6 +612,11 @@ static PyObject *nat_minmax(PyObject *m, PyObject *args)
     buf_arg x;
     if (buf_get(st, xo, "x", 0, &x) < 0)
         return NULL;
+    if (x.n == 0) {
+        buf_release(&x);
+        raise_argument_str(st, ARG_EMPTY, "x", "minmax needs at least one element");
+        return NULL;
+    }
     kcall kc;
     if (kcall_begin(st, &kc, pool, threads, (double)x.n) < 0) {
         buf_release(&x);
@@ -757,6 +780,11 @@ static PyObject *nat_matmul(PyObject *m, PyObject *args)
     if (check_length(st, &a, "a", mm * kk) < 0 || check_length(st, &b, "b", kk * nn) < 0 ||
         check_length(st, &c, "out", mm * nn) < 0)
         goto done;
+    if (ranges_overlap(c.view.buf, (size_t)c.view.len, a.view.buf, (size_t)a.view.len) ||
+        ranges_overlap(c.view.buf, (size_t)c.view.len, b.view.buf, (size_t)b.view.len)) {
+        raise_argument_str(st, ARG_OVERLAP, "out", "it shares memory with a or b");
+        goto done;
+    }
     if (kcall_begin(st, &kc, pool, threads, (double)mm * (double)kk * (double)nn) < 0)
         goto done;
     kcall_allow_threads(&kc);
@@ -787,6 +815,24 @@ static PyObject *nat_square(PyObject *m, PyObject *args)
         goto done;
     if (check_length(st, &out, "out", x.n) < 0)
         goto done;
+    int x_is_int = x.dtype <= MC_U64;
+    if (!(out.dtype == x.dtype || out.dtype == MC_F64 ||
+          (x_is_int && (out.dtype == MC_I64 || out.dtype == MC_U64)))) {
+        PyObject *d = PyUnicode_FromFormat("'%s' for input '%s'; use the input's format, float64%s",
+                                           out.view.format ? out.view.format : "B",
+                                           x.view.format ? x.view.format : "B",
+                                           x_is_int ? ", int64 or uint64" : "");
+        if (d) {
+            raise_argument(st, ARG_FORMAT_MISMATCH, "out", d);
+            Py_DECREF(d);
+        }
+        goto done;
+    }
+    if (ranges_overlap(x.view.buf, (size_t)x.view.len, out.view.buf, (size_t)out.view.len) &&
+        !(x.view.buf == out.view.buf && x.view.itemsize == out.view.itemsize)) {
+        raise_argument_str(st, ARG_OVERLAP, "out", "it partly overlaps x (only exact in-place use is allowed)");
+        goto done;
+    }
     if (kcall_begin(st, &kc, pool, threads, (double)x.n) < 0)
         goto done;
     kcall_allow_threads(&kc);

@@ -187,6 +187,8 @@ def sum_of_squares(x: Any, *, threads: int | None = None, pool: Pool | None = No
     squared and added; there is no closed-form shortcut.  For buffers, integer
     formats are exact and float formats accumulate in float64.
     """
+    if isinstance(x, bool):
+        raise TypeError("n must be an int, not bool")
     try:
         n = operator.index(x)  # ints, NumPy integer scalars; never arrays of ndim >= 1
     except TypeError:
@@ -231,7 +233,8 @@ def histogram(
 ) -> Any:
     """Counts of ``x`` in ``bins`` equal-width bins over ``[lo, hi]``.
 
-    Element ``v`` goes to bin ``floor((v - lo) * (bins / (hi - lo)))``; ``v == hi``
+    Element ``v`` goes to bin ``floor(((v - lo) * bins) / (hi - lo))`` (IEEE double,
+    in that order; scaled by a power of two when ``(hi - lo) * bins`` would overflow); ``v == hi``
     goes to the last bin; values outside ``[lo, hi]`` and NaN are not counted.
     Returns an int64 NumPy array (or fills ``out``, an int64 buffer of length ``bins``).
     """
