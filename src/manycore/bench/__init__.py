@@ -1,0 +1,104 @@
+"""``manycore bench``: measure every mechanism on this machine, side by side, in one run.
+
+Sections (``--only`` takes these ids)::
+
+    seed      1. the unit's sum-of-squares table, redone (exactness checked)
+    memory    2. memory-bound sum/dot vs copy bandwidth
+    overhead  3. hand-off cost per mechanism and the crossover task size
+    gil       4. data vs task parallelism and the GIL
+    io        5. sequential vs threads vs asyncio on the local demo API
+    scaling   6. speed-up against worker count
+
+Every ratio in the report is between peers measured in the same run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import sys
+import time
+from collections.abc import Callable
+
+from ._context import BenchContext, cpu_count
+from .report import SCHEMA, Report, Section, validate_report
+
+SECTIONS: dict[str, str] = {
+    "seed": "the unit's sum-of-squares table, redone",
+    "memory": "memory-bound sum/dot vs copy bandwidth",
+    "overhead": "hand-off cost per mechanism and the crossover task size",
+    "gil": "data vs task parallelism and the GIL",
+    "io": "sequential vs threads vs asyncio on a local JSON API",
+    "scaling": "speed-up against worker count",
+}
+
+__all__ = [
+    "SCHEMA",
+    "SECTIONS",
+    "BenchContext",
+    "Report",
+    "Section",
+    "machine_facts",
+    "run",
+    "validate_report",
+]
+
+
+def machine_facts() -> dict[str, object]:
+    from .. import __version__, native
+
+    build = native.build_info()
+    model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu_model": model,
+        "cpus_available": cpu_count(),
+        "simd": build["simd"],
+        "openmp_at_build": build["openmp"],
+        "compiler": build["compiler"],
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "platform": platform.platform(),
+        "manycore": __version__,
+    }
+
+
+def run(
+    only: list[str] | None = None,
+    *,
+    quick: bool = False,
+    tiny: bool = False,
+    threads: int | None = None,
+    say: Callable[[str], None] | None = None,
+    on_section: Callable[[Section], None] | None = None,
+) -> Report:
+    """Run the chosen sections (default: all) and return the report."""
+    chosen = list(SECTIONS) if not only else list(dict.fromkeys(only))
+    unknown = [s for s in chosen if s not in SECTIONS]
+    if unknown:
+        raise ValueError(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be an int >= 1, got {threads!r}")
+    ctx = BenchContext(quick=quick, tiny=tiny, threads=threads or cpu_count(), say=say or (lambda m: None))
+    report = Report(machine=machine_facts(), quick=quick or tiny)
+    report.machine["threads_used"] = ctx.threads
+    for name in chosen:
+        module = importlib.import_module(f"{__name__}.{name}")
+        started = time.perf_counter()
+        try:
+            section: Section = module.run(ctx)
+        except Exception as exc:  # one broken section must not lose the others
+            section = Section(name, f"{name}: failed")
+            section.notes.append(f"section failed: {type(exc).__name__}: {exc}")
+            print(f"manycore bench: section {name!r} failed: {exc!r}", file=sys.stderr)
+        section.seconds = time.perf_counter() - started
+        report.sections.append(section)
+        if on_section is not None:
+            on_section(section)
+    return report

@@ -1,0 +1,68 @@
+"""Section 4: data vs task parallelism and the GIL."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from ..executors.process import ProcessExecutor
+from ._context import BenchContext, busy
+from ._timing import time_call, time_interleaved
+from .report import Section
+
+
+def run(ctx: BenchContext) -> Section:
+    import numpy as np
+
+    from .. import native
+
+    section = Section("gil", "4. Data vs task parallelism and the GIL")
+    t = ctx.threads
+    iterations = ctx.size(2_000_000, 1_000_000, 20_000)
+    items = [iterations] * t
+    ctx.say("gil: CPU-bound Python on threads / processes / native threads")
+    with ThreadPoolExecutor(t) as tp, ProcessExecutor(t) as pp:
+        list(pp.map(busy, items[:1]))  # start the workers outside the timing
+        timings = time_interleaved(
+            {
+                "serial": lambda: [busy(i) for i in items],
+                "threads": lambda: list(tp.map(busy, items)),
+                "processes": lambda: list(pp.map(busy, items)),
+                "native": lambda: native.call_in_threads(lambda i: busy(items[i]), t),
+            },
+            repeats=2 if ctx.tiny else 3,
+            warmup=0,
+        )
+    base = timings["serial"].best_s
+    section.add(f"serial: {t} calls of a pure-Python loop", timings["serial"], speedup=1.0)
+    section.add(
+        f"threads ({t}): the GIL serialises them",
+        timings["threads"],
+        speedup=base / timings["threads"].best_s,
+    )
+    section.add(
+        f"processes ({t}): one GIL each", timings["processes"], speedup=base / timings["processes"].best_s
+    )
+    section.add(
+        f"native pthreads ({t}) calling Python: still one GIL",
+        timings["native"],
+        speedup=base / timings["native"].best_s,
+    )
+
+    ctx.say("gil: GIL-releasing work on threads")
+    n = ctx.size(4_000_000, 2_000_000, 50_000)
+    arrays = [np.random.default_rng(k).random(n) for k in range(t)]
+    one = time_call(lambda: [np.sort(a) for a in arrays], repeats=ctx.repeats)
+    section.add(f"serial: {t} x np.sort({n:,})", one, speedup=1.0)
+    with ThreadPoolExecutor(t) as tp:
+        timing = time_call(lambda: list(tp.map(np.sort, arrays)), repeats=ctx.repeats)
+        section.add(f"threads ({t}): np.sort releases the GIL", timing, speedup=one.best_s / timing.best_s)
+    m = ctx.size(10**8, 3 * 10**7, 10**6)
+    k1 = time_call(lambda: native.sum_of_squares(m, threads=1), repeats=ctx.repeats)
+    section.add(f"native kernel, 1 thread: sum of squares {m:,}", k1, speedup=1.0)
+    kt = time_call(lambda: native.sum_of_squares(m, threads=t), repeats=ctx.repeats)
+    section.add(f"native kernel, {t} threads, GIL released", kt, speedup=k1.best_s / kt.best_s)
+    section.notes.append(
+        "Pure-Python CPU work needs processes (data parallelism across interpreters); work that "
+        "releases the GIL (NumPy, native kernels, I/O) scales on threads without pickling costs."
+    )
+    return section

@@ -1,0 +1,194 @@
+"""Section 3: what handing off one task costs on each mechanism, and where each starts to pay."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import functools
+import importlib
+import math
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..executors.process import ProcessExecutor
+from ._context import BenchContext, busy
+from ._timing import calibrate_number, time_call, time_interleaved
+from .report import Section
+
+
+def _noop() -> None:
+    return None
+
+
+def _fork_and_wait() -> None:
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def _asyncio_task_cost(count: int) -> float:
+    async def nothing() -> None:
+        return None
+
+    async def main() -> float:
+        t0 = time.perf_counter()
+        for _ in range(count):
+            await asyncio.create_task(nothing())
+        return (time.perf_counter() - t0) / count
+
+    return asyncio.run(main())
+
+
+def run(ctx: BenchContext) -> Section:
+    from .. import _native, native
+
+    section = Section("overhead", "3. Overhead: the cost of one hand-off, and the crossover task size")
+    rep = ctx.repeats
+    t = ctx.threads
+
+    def add(name: str, fn: Any, number: int | None = None, **values: Any) -> None:
+        n = number or calibrate_number(fn, 0.01 if ctx.quick or ctx.tiny else 0.05)
+        timing = time_call(fn, repeats=rep, number=n)
+        section.add(name, timing, per_call_us=timing.best_s * 1e6, **values)
+
+    ctx.say("overhead: native dispatch")
+    iterations = 2000 if ctx.tiny else 100_000
+    per = min(native.bench_dispatch(iterations) for _ in range(rep))
+    row = section.add(f"native pool: empty region, {t} participants (in C)", per_call_us=per * 1e6)
+    row.time_s = row.median_s = per
+    noop = _native.noop_address()
+    add("native.parallel_for from Python (noop C fn)", lambda: native.parallel_for(noop, t, 0, 1))
+    lib = ctypes.CDLL(_native.__file__)
+    fn = lib.mc_noop_range
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t]
+    fn.restype = None
+    add("ctypes call of a C function", lambda: fn(None, 0, 0))
+    try:
+        import cffi
+
+        ffi = cffi.FFI()
+        ffi.cdef("void mc_noop_range(void *, size_t, size_t);")
+        clib = ffi.dlopen(_native.__file__)
+        add("cffi (ABI) call of a C function", lambda: clib.mc_noop_range(ffi.NULL, 0, 0))
+    except ImportError as exc:
+        section.add("cffi (ABI) call of a C function", note=f"not available: {exc}")
+    try:
+        cy = importlib.import_module("manycore._cy.kernels")
+        add("Cython call of a cdef function", cy.noop)
+    except (ImportError, AttributeError) as exc:
+        section.add("Cython call", note=f"not available: {exc}")
+    add("Python function call (reference)", _noop)
+
+    ctx.say("overhead: executors")
+    with ThreadPoolExecutor(t) as tp:
+        add("ThreadPoolExecutor submit + result", lambda: tp.submit(_noop).result())
+    with ProcessExecutor(t) as pp:
+        pp.submit(_noop).result()
+        add("ProcessExecutor submit + result", lambda: pp.submit(_noop).result())
+    with multiprocessing.get_context().Pool(t) as mp:
+        mp.apply(_noop)
+        add("multiprocessing.Pool.apply", lambda: mp.apply(_noop))
+    count = 200 if ctx.tiny else 20_000
+    a = min(_asyncio_task_cost(count) for _ in range(rep))
+    row = section.add("asyncio: create_task + await", per_call_us=a * 1e6)
+    row.time_s = row.median_s = a
+    add("pthread_create + join (native.start_threads(1))", lambda: native.start_threads(1, 0))
+
+    def thread_round() -> None:
+        th = threading.Thread(target=_noop)
+        th.start()
+        th.join()
+
+    add("threading.Thread start + join", thread_round)
+    add("os.fork + waitpid", _fork_and_wait, number=10 if ctx.tiny else 50)
+
+    _crossover(ctx, section)
+    return section
+
+
+def _serial_map(work: list[int]) -> list[int]:
+    return [busy(i) for i in work]
+
+
+def _executor_map(executor: Any, work: list[int]) -> list[int]:
+    return list(executor.map(busy, work))
+
+
+def _pmap_on(executor: Any, work: list[int]) -> list[int]:
+    return list(executor.pmap(busy, work))
+
+
+def _calibrate_busy(seconds: float) -> int:
+    iterations = 1000
+    while True:
+        t0 = time.perf_counter()
+        busy(iterations)
+        dt = time.perf_counter() - t0
+        if dt > 0.005:
+            return max(1, int(iterations * seconds / dt))
+        iterations *= 4
+
+
+def _crossover(ctx: BenchContext, section: Section) -> None:
+    """Speed-up over serial of K CPU-bound tasks of duration d, per backend, for a range of d."""
+
+    ctx.say("overhead: crossover")
+    durations = [1e-4, 1e-3, 1e-2] if ctx.tiny or ctx.quick else [1e-5, 1e-4, 1e-3, 1e-2, 3e-2]
+    if ctx.tiny:
+        durations = [1e-4, 1e-3]
+    t = ctx.threads
+    speedups: dict[str, list[float]] = {
+        "threads (submit)": [],
+        "processes (submit)": [],
+        "pmap processes (batched)": [],
+    }
+    with ThreadPoolExecutor(t) as tp, ProcessExecutor(t) as pp:
+        pp.submit(_noop).result()
+        for d in durations:
+            iterations = _calibrate_busy(d)
+            k = max(4 * t, min(400, int((0.05 if ctx.tiny else 0.2) / d)))
+            work = [iterations] * k
+            runs: dict[str, Callable[[], Any]] = {
+                "serial": functools.partial(_serial_map, work),
+                "threads (submit)": functools.partial(_executor_map, tp, work),
+                "processes (submit)": functools.partial(_executor_map, pp, work),
+                "pmap processes (batched)": functools.partial(_pmap_on, pp, work),
+            }
+            # round-robin, so load from elsewhere disturbs serial and parallel alike
+            timings = time_interleaved(runs, repeats=1 if ctx.tiny else 3, warmup=0)
+            serial = timings.pop("serial").best_s
+            for name, timing in timings.items():
+                speedups[name].append(serial / timing.best_s)
+    section.series["crossover"] = {"task_seconds": durations, "speedup": speedups}
+    for name, values in speedups.items():
+        cross = _crossing(durations, values)
+        where = f"{cross * 1e6:,.0f} µs" if cross is not None else "never in the measured range"
+        section.notes.append(
+            f"{name}: beats serial from a task duration of about {where} "
+            f"(speed-ups {', '.join(f'{v:.2f}' for v in values)} at "
+            f"{', '.join(f'{d * 1e6:g} µs' for d in durations)})."
+        )
+    if max(speedups["threads (submit)"]) < 1.1:
+        section.notes.append(
+            "Threads never beat serial on this CPU-bound Python task: the GIL serialises them."
+        )
+
+
+def _crossing(durations: list[float], speedups: list[float]) -> float | None:
+    """First duration where the speed-up reaches 1 (log-interpolated), None if never."""
+    previous: tuple[float, float] | None = None
+    for d, s in zip(durations, speedups, strict=True):
+        if s >= 1.0:
+            if previous is None:
+                return d
+            d0, s0 = previous
+            frac = (1.0 - s0) / (s - s0) if s != s0 else 0.0
+            return math.exp(math.log(d0) + frac * (math.log(d) - math.log(d0)))
+        previous = (d, s)
+    return None

@@ -1,0 +1,126 @@
+"""manycore bench in its tiny mode: every section runs, the outputs are valid, exactness is right."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from manycore.bench import SCHEMA, run, validate_report
+from manycore.bench.seed import exact_sum_of_squares, wrapped_int64
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "manycore.cli",
+            "bench",
+            "--tiny",
+            "--json",
+            str(out / "report.json"),
+            "--markdown",
+            str(out / "report.md"),
+            "--plots",
+            str(out / "plots"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (out / "stdout.txt").write_text(proc.stdout)
+    return out
+
+
+def test_every_section_ran(outputs: Path) -> None:
+    doc = json.loads((outputs / "report.json").read_text())
+    assert [s["id"] for s in doc["sections"]] == ["seed", "memory", "overhead", "gil", "io", "scaling"]
+    for section in doc["sections"]:
+        assert section["rows"], section["id"]
+        assert not any(n.startswith("section failed") for n in section["notes"]), section["notes"]
+
+
+def test_json_matches_the_schema(outputs: Path) -> None:
+    doc = json.loads((outputs / "report.json").read_text())
+    assert doc["schema"] == SCHEMA
+    assert validate_report(doc) == []
+    assert doc["machine"]["cpus_available"] >= 1
+    assert doc["machine"]["simd"] in {"avx512", "avx2", "baseline"}
+
+
+def test_seed_table_reports_exactness(outputs: Path) -> None:
+    doc = json.loads((outputs / "report.json").read_text())
+    seed = next(s for s in doc["sections"] if s["id"] == "seed")
+    exact = {r["name"]: r["values"].get("exact") for r in seed["rows"] if "exact" in r["values"]}
+    assert exact["pure Python loop (the unit's)"] is True
+    assert all(v is True for k, v in exact.items() if k.startswith("native extension"))
+    assert (
+        exact["thread pool, " + next(k.split(", ", 1)[1] for k in exact if k.startswith("thread pool"))]
+        is True
+    )
+    # the tiny N (10**5) does not overflow int64, so NumPy is exact there ...
+    assert exact["NumPy int64 (a*a).sum()"] is True
+    # ... and the verdict on the seed's claim is stated
+    assert any("40-50x" in note for note in seed["notes"])
+
+
+def test_seed_section_marks_wrapping_results_wrong() -> None:
+    # N = 10**7 as in the unit: int64 accumulation wraps, the exact value does not fit.
+    exact = exact_sum_of_squares(10**7)
+    assert exact == 333333283333335000000
+    assert wrapped_int64(exact) != exact
+    assert wrapped_int64(exact) == 1291890006563070912
+
+
+def test_markdown_and_plots(outputs: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    md = (outputs / "report.md").read_text()
+    assert md.startswith("# manycore bench report")
+    assert "## 1. The unit's table, redone" in md
+    plots = sorted((outputs / "plots").glob("*.png"))
+    assert {p.stem for p in plots} >= {"seed", "overhead", "scaling", "memory"}
+    for plot in plots:
+        image = plt.imread(plot)
+        assert image.shape[0] > 100
+        assert image.shape[1] > 100
+        assert f"plots/{plot.name}" in md
+
+
+def test_terminal_tables_are_printed(outputs: Path) -> None:
+    text = (outputs / "stdout.txt").read_text()
+    assert "sum of squares" in text
+    assert "speedup" in text
+
+
+def test_validate_report_finds_problems() -> None:
+    assert validate_report([]) == ["report is not an object"]
+    problems = validate_report({"schema": "other", "sections": [{"id": 1, "rows": [{"name": 3}]}]})
+    assert any("schema" in p for p in problems)
+    assert any("sections[0].id" in p for p in problems)
+    assert any("rows[0].name" in p for p in problems)
+
+
+def test_bad_section_and_threads() -> None:
+    with pytest.raises(ValueError, match="unknown section"):
+        run(["nope"], tiny=True)
+    with pytest.raises(ValueError, match="threads"):
+        run(["seed"], tiny=True, threads=0)
+
+
+def test_cli_rejects_unknown_section() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "manycore.cli", "bench", "--only", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "nope" in proc.stderr
