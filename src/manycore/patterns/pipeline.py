@@ -1,0 +1,760 @@
+"""Pipeline: stages of workers (threads or processes) connected by bounded buffers.
+
+>>> p = Pipeline(parse, workers=2).then(score, workers=4, kind="process").then(str)
+>>> with p.run(lines, ordered=True, maxsize=32) as results:   # doctest: +SKIP
+...     for r in results:
+...         print(r)
+
+What a run guarantees
+    * **Every item exactly once.**  Each item taken from ``source`` passes
+      through every stage once (``fn(item)`` is called once per stage) and is
+      yielded once, unless the run stops early (error, ``close()``, Ctrl-C).
+      Each stage maps one item to one result.
+    * **Order.**  ``ordered=True`` (the default) yields results in source
+      order; ``ordered=False`` yields each result as soon as the last stage
+      produces it.
+    * **Backpressure.**  At most ``maxsize`` items are *in flight*: taken from
+      the source but not yet yielded to the caller (whether they sit in a
+      buffer, in a worker, or in the reorder buffer of an ordered run).  The
+      source is asked for its next item only when fewer than ``maxsize`` are
+      in flight, so a slow stage or a slow caller slows the producer instead
+      of growing memory; every buffer between stages therefore holds at most
+      ``maxsize`` items.  Default ``maxsize``: twice the total number of
+      workers, at least 4.  An ordered run needs the oldest item to progress:
+      a slow item can hold up to ``maxsize - 1`` finished ones.
+    * **Clean shutdown.**  When the source is exhausted, sentinels flow down
+      the stages; each worker exits after its stage has seen them; process
+      workers are joined.  The iterator then raises ``StopIteration``.
+    * **Errors.**  The first exception raised by a stage function or by the
+      source stops the whole run: no new item is taken from the source,
+      buffered items are dropped, idle workers exit, and the exception is
+      re-raised from the iterator once all workers have stopped.  From a
+      thread stage it is the original exception object, with its traceback.
+      From a process stage it is the original exception (unpickled), with the
+      worker-side traceback text attached as ``__cause__``
+      (``RemoteTraceback``, as ``concurrent.futures`` does); if it cannot be
+      pickled, a ``RemoteError`` naming its type.  A ``StopIteration`` from a
+      stage becomes a ``RuntimeError`` (as in generators, PEP 479), so that it
+      cannot pass for the end of the results.  On Python 3.11+ a note
+      names the stage and the item's position.  A process worker that dies
+      without answering (crash, ``os._exit``, signal) raises ``WorkerDied``.
+    * **Stopping early.**  ``close()``, leaving the ``with`` block, breaking
+      out of the ``for`` loop (the iterator is then garbage-collected, which
+      closes it), an exception in the caller or Ctrl-C (``KeyboardInterrupt``
+      while the caller waits for the next result) all stop the run the same
+      way and return only when every worker thread has exited and every
+      worker process has been joined.  Calls already running in *thread*
+      stages are waited for (Python cannot interrupt a thread); a call running
+      in a *process* stage gets ``PROCESS_STOP_GRACE_S`` seconds to finish,
+      then its process is terminated.  A ``next()`` call on the source that is
+      already running is waited for.  If the run stops before the source is
+      exhausted and the source has a ``close()`` method (a generator), it is
+      called, so the generator's ``finally`` blocks run.
+
+Threads or processes
+    ``kind="thread"`` runs ``fn`` in threads of this process: right for I/O
+    and for functions that release the GIL (NumPy, the native kernels).
+    ``kind="process"`` runs it in worker processes, one per worker, each fed
+    through its own ``Pipe`` by a thread of this process.  Functions, items
+    and results must be picklable: ``fn`` must be a module-level function (or
+    a ``functools.partial`` of one), checked when the stage is created, so a
+    pipeline that works under ``fork`` also works under ``spawn`` and
+    ``forkserver``.  Between two process stages, results are forwarded as
+    pickled bytes without being unpickled in this process.  Worker processes
+    ignore SIGINT (Ctrl-C is handled once, here) and are daemonic, so a
+    process stage cannot start processes of its own.  Pass ``mp_context`` to
+    ``run`` to choose the start method.  Worker processes are started before
+    the run's own threads; the usual caveat of ``fork`` still applies to other
+    threads of your program (a lock one of them holds is copied held).
+
+A run is an iterator for one consuming thread; ``close()`` may be called from
+any thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import itertools
+import multiprocessing
+import multiprocessing.connection
+import pickle
+import signal
+import threading
+import traceback
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.context import BaseContext
+from types import TracebackType
+from typing import Any, Generic, Literal, TypeVar
+
+from ._errors import Closed, RemoteError, RemoteTraceback, WorkerDied
+from ._mp import context, new_process
+from .buffer import BoundedBuffer
+
+__all__ = [
+    "PROCESS_STOP_GRACE_S",
+    "Pipeline",
+    "PipelineRun",
+    "RemoteError",
+    "RemoteTraceback",
+    "Stage",
+    "WorkerDied",
+]
+
+InT = TypeVar("InT")
+OutT = TypeVar("OutT")
+NewT = TypeVar("NewT")
+T = TypeVar("T")
+
+Kind = Literal["thread", "process"]
+
+#: Seconds a process worker busy with an item may take to finish it when the
+#: run stops early, before it is terminated.
+PROCESS_STOP_GRACE_S = 1.0
+
+_PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
+_OK = 0
+_ERR = 1
+_run_ids = itertools.count(1)
+
+
+class _Marker:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+_SENTINEL = _Marker("<end of stage input>")
+_END = _Marker("<end of output>")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: ``fn`` applied to every item by ``workers`` threads or processes.
+
+    ``name`` defaults to ``fn.__name__`` (of the wrapped function for a ``functools.partial``).  For ``kind="process"``, ``fn`` must
+    be picklable (a module-level function or a ``functools.partial`` of one);
+    otherwise ``TypeError`` is raised here rather than in a worker.
+    """
+
+    fn: Callable[[Any], Any]
+    workers: int = 1
+    kind: Kind = "thread"
+    name: str = ""
+    _fn_bytes: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not callable(self.fn):
+            raise TypeError(f"stage function must be callable, not {type(self.fn).__name__}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int):
+            raise TypeError(f"workers must be an int, not {type(self.workers).__name__}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.kind not in ("thread", "process"):
+            raise ValueError(f"kind must be 'thread' or 'process', got {self.kind!r}")
+        if not self.name:
+            inner = self.fn
+            while isinstance(inner, functools.partial):
+                inner = inner.func
+            object.__setattr__(self, "name", getattr(inner, "__name__", type(inner).__name__))
+        if self.kind == "process":
+            try:
+                fn_bytes = pickle.dumps(self.fn, _PICKLE_PROTOCOL)
+            except Exception as e:
+                raise TypeError(
+                    f"a process stage needs a picklable function (module-level def or functools.partial "
+                    f"of one), so that it works under every start method; {self.fn!r} is not: {e}"
+                ) from e
+            object.__setattr__(self, "_fn_bytes", fn_bytes)
+
+
+class Pipeline(Generic[InT, OutT]):
+    """A chain of stages; ``InT`` is what the source yields, ``OutT`` what the run yields.
+
+    ``Pipeline(fn, ...)`` makes a one-stage pipeline; ``.then(fn, ...)`` returns
+    a new pipeline with one more stage (pipelines are immutable and reusable:
+    each ``run`` starts its own workers).  See the module docstring for what a
+    run guarantees.
+    """
+
+    _stages: tuple[Stage, ...]
+
+    def __init__(
+        self, fn: Callable[[InT], OutT], *, workers: int = 1, kind: Kind = "thread", name: str = ""
+    ) -> None:
+        self._stages = (Stage(fn, workers, kind, name),)
+
+    @classmethod
+    def from_stages(cls, stages: Iterable[Stage]) -> Pipeline[Any, Any]:
+        """A pipeline from prepared ``Stage`` objects (at least one)."""
+        stages = tuple(stages)
+        if not stages:
+            raise ValueError("a pipeline needs at least one stage")
+        for s in stages:
+            if not isinstance(s, Stage):
+                raise TypeError(f"expected Stage, got {type(s).__name__}")
+        p: Pipeline[Any, Any] = Pipeline.__new__(Pipeline)
+        p._stages = stages
+        return p
+
+    def then(
+        self, fn: Callable[[OutT], NewT], *, workers: int = 1, kind: Kind = "thread", name: str = ""
+    ) -> Pipeline[InT, NewT]:
+        """A new pipeline: this one followed by a stage applying ``fn``."""
+        p: Pipeline[InT, NewT] = Pipeline.__new__(Pipeline)
+        p._stages = (*self._stages, Stage(fn, workers, kind, name))
+        return p
+
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        """The stages, first to last."""
+        return self._stages
+
+    def run(
+        self,
+        source: Iterable[InT],
+        *,
+        ordered: bool = True,
+        maxsize: int | None = None,
+        mp_context: BaseContext | None = None,
+    ) -> PipelineRun[OutT]:
+        """Start workers and return the iterator of results.
+
+        The source is consumed by a feeder thread from this moment, ``maxsize``
+        items ahead of the caller at most.  Raises ``ValueError`` for a
+        ``maxsize`` below 1.  Use as ``with pipeline.run(src) as results:`` or
+        ``for r in pipeline.run(src):``.
+        """
+        if maxsize is None:
+            maxsize = max(4, 2 * sum(s.workers for s in self._stages))
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
+            raise TypeError(f"maxsize must be an int, not {type(maxsize).__name__}")
+        if maxsize < 1:
+            raise ValueError(f"maxsize must be >= 1, got {maxsize}")
+        state = _RunState(self._stages, maxsize, mp_context)
+        state.start(iter(source))
+        return PipelineRun(state, ordered)
+
+    def __repr__(self) -> str:
+        plural = {"thread": "threads", "process": "processes"}
+        parts = [f"{s.name}[{s.workers} {plural[s.kind] if s.workers > 1 else s.kind}]" for s in self._stages]
+        return f"<Pipeline {' -> '.join(parts)}>"
+
+
+class _Pickled:
+    """An item still in pickled form: ``data[offset:]`` is its pickle."""
+
+    __slots__ = ("data", "offset")
+
+    def __init__(self, data: bytes, offset: int) -> None:
+        self.data = data
+        self.offset = offset
+
+    def load(self) -> Any:
+        return pickle.loads(memoryview(self.data)[self.offset :])
+
+
+def _add_note(exc: BaseException, note: str) -> None:
+    add_note = getattr(exc, "add_note", None)  # Python 3.11+
+    if add_note is not None:
+        with contextlib.suppress(Exception):
+            add_note(note)
+
+
+class _RunState:
+    """Everything the worker threads of one run share.  Deliberately holds no
+    reference to the ``PipelineRun`` handle, so that dropping the handle
+    (``break`` out of a ``for`` loop) lets it be collected and closes the run."""
+
+    def __init__(self, stages: tuple[Stage, ...], maxsize: int, mp_context: BaseContext | None) -> None:
+        self.stages = stages
+        self.maxsize = maxsize
+        self.run_id = next(_run_ids)
+        # Input buffer of each stage, then the output buffer.  In-flight items
+        # never exceed maxsize, so with room for the sentinels no put blocks.
+        self.buffers: list[BoundedBuffer[Any]] = [BoundedBuffer(maxsize + s.workers) for s in stages]
+        self.buffers.append(BoundedBuffer(maxsize + 1))
+        self.admit = threading.Semaphore(maxsize)
+        self.lock = threading.Lock()
+        self.stopped = False
+        self.error: BaseException | None = None
+        self.done_counts = [0] * len(stages)
+        self.threads: list[threading.Thread] = []
+        self.feeder: threading.Thread | None = None
+        self.procs: list[Any] = []
+        self.items_in = 0
+        self.closed = False
+        self.ctx: BaseContext | None = None
+        self.wakeup_r: Any = None
+        self.wakeup_w: Any = None
+        if any(s.kind == "process" for s in stages):
+            self.ctx = context(mp_context)
+            # Written once on stop and never read: stays readable, so every
+            # process-stage thread waiting for a result wakes up.
+            self.wakeup_r, self.wakeup_w = self.ctx.Pipe(duplex=False)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self, source: Iterator[Any]) -> None:
+        workers: list[tuple[Any, Any]] = []
+        try:
+            workers = self._start_processes()
+            for i, stage in enumerate(self.stages):
+                for w in range(stage.workers):
+                    name = f"manycore-pipeline-{self.run_id}-{stage.name}-{w}"
+                    if stage.kind == "thread":
+                        t = threading.Thread(target=_thread_worker, args=(self, i), name=name, daemon=True)
+                    else:
+                        proc, conn = workers.pop(0)
+                        t = threading.Thread(
+                            target=_process_worker, args=(self, i, proc, conn), name=name, daemon=True
+                        )
+                    self.threads.append(t)
+                    t.start()
+            self.feeder = threading.Thread(
+                target=_feed, args=(self, source), name=f"manycore-pipeline-{self.run_id}-feeder", daemon=True
+            )
+            self.feeder.start()
+        except BaseException:
+            self.close()
+            for proc, conn in workers:  # processes whose feeding thread never started
+                _stop_child(proc, conn, 0.0)
+            raise
+
+    def _start_processes(self) -> list[tuple[Any, Any]]:
+        """Start every worker process before any thread (fork copies only the calling thread)."""
+        started: list[tuple[Any, Any]] = []
+        if self.ctx is None:
+            return started
+        ctx = self.ctx
+        # Children must not get SIGINT before they ignore it: block it here
+        # (the mask is inherited through fork and exec), the child unblocks it.
+        mask = (
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            if hasattr(signal, "pthread_sigmask")
+            else None
+        )
+        try:
+            for stage in self.stages:
+                if stage.kind != "process":
+                    continue
+                for w in range(stage.workers):
+                    parent_conn, child_conn = ctx.Pipe(duplex=True)
+                    proc = new_process(
+                        ctx,
+                        _child_main,
+                        (child_conn, stage._fn_bytes),
+                        f"manycore-pipeline-{self.run_id}-{stage.name}-{w}",
+                        daemon=True,
+                    )
+                    try:
+                        proc.start()
+                    finally:
+                        # Close our copy at once, so that later children do not
+                        # inherit it and EOF reaches us when this child dies.
+                        child_conn.close()
+                    started.append((proc, parent_conn))
+                    self.procs.append(proc)
+        except BaseException:
+            for proc, conn in started:
+                _stop_child(proc, conn, 0.0)
+            raise
+        finally:
+            if mask is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        return started
+
+    def stop(self) -> None:
+        """Stop taking items, drop buffered ones, wake every waiting thread.  Idempotent, non-blocking."""
+        with self.lock:
+            if self.stopped:
+                return
+            self.stopped = True
+        self.admit.release()  # the feeder may be waiting for a slot
+        for b in self.buffers:
+            b.close(immediate=True)
+        if self.wakeup_w is not None:
+            with contextlib.suppress(OSError):
+                self.wakeup_w.send_bytes(b"!")
+
+    def fail(self, exc: BaseException) -> None:
+        """Record the first error and stop the run."""
+        if isinstance(exc, StopIteration):
+            # Re-raised from __next__ it would read as a normal end (the PEP 479 trap).
+            wrapped = RuntimeError(f"a pipeline stage raised StopIteration: {exc!r}")
+            wrapped.__cause__ = exc
+            for note in getattr(exc, "__notes__", ()):
+                _add_note(wrapped, note)
+            exc = wrapped
+        with self.lock:
+            if self.error is None and not self.stopped:
+                self.error = exc
+        self.stop()
+
+    def close(self) -> None:
+        """Stop and wait for every worker thread and process.  Idempotent."""
+        self.stop()
+        me = threading.current_thread()
+        for t in [self.feeder, *self.threads]:
+            if t is not None and t is not me and t.ident is not None:
+                t.join()
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+        for proc in self.procs:  # normally already joined by their threads
+            if proc.pid is not None and proc.is_alive():
+                _stop_child(proc, None, 0.0)
+        for conn in (self.wakeup_r, self.wakeup_w):
+            if conn is not None:
+                conn.close()
+
+    # -- bookkeeping used by the workers -----------------------------------
+
+    def stage_done(self, i: int) -> None:
+        """A worker of stage ``i`` saw its sentinel; the last one passes sentinels on."""
+        with self.lock:
+            self.done_counts[i] += 1
+            last = self.done_counts[i] == self.stages[i].workers
+        if not last:
+            return
+        nxt = self.buffers[i + 1]
+        if i + 1 < len(self.stages):
+            for _ in range(self.stages[i + 1].workers):
+                nxt.put(_SENTINEL)
+        else:
+            nxt.put(_END)
+
+    def annotate(self, exc: BaseException, i: int, seq: int) -> BaseException:
+        stage = self.stages[i]
+        _add_note(
+            exc,
+            f"raised in manycore Pipeline stage {i + 1}/{len(self.stages)} {stage.name!r} "
+            f"({stage.kind}) while processing item #{seq} of the source",
+        )
+        return exc
+
+
+# -- the threads of a run ------------------------------------------------------
+
+
+def _feed(state: _RunState, source: Iterator[Any]) -> None:
+    """Take items from the source into stage 1, at most ``maxsize`` in flight."""
+    exhausted = False
+    try:
+        seq = 0
+        while True:
+            state.admit.acquire()
+            if state.stopped:
+                return
+            try:
+                item = next(source)
+            except StopIteration:
+                exhausted = True
+                break
+            state.items_in += 1
+            state.buffers[0].put((seq, item))
+            seq += 1
+        for _ in range(state.stages[0].workers):
+            state.buffers[0].put(_SENTINEL)
+    except Closed:
+        return
+    except BaseException as e:
+        _add_note(e, "raised by the source iterator of a manycore Pipeline")
+        state.fail(e)
+    finally:
+        close = getattr(source, "close", None)
+        if not exhausted and close is not None:  # stopped early: let a generator run its finally blocks
+            try:
+                close()
+            except BaseException as e:
+                state.fail(e)
+
+
+def _thread_worker(state: _RunState, i: int) -> None:
+    fn = state.stages[i].fn
+    inbuf, outbuf = state.buffers[i], state.buffers[i + 1]
+    try:
+        while True:
+            msg = inbuf.get()
+            if msg is _SENTINEL:
+                state.stage_done(i)
+                return
+            seq, value = msg
+            try:
+                result = fn(value)
+            except BaseException as e:
+                state.fail(state.annotate(e, i, seq))
+                return
+            outbuf.put((seq, result))
+    except Closed:
+        return
+    except BaseException as e:  # a bug here must not pass silently
+        state.fail(e)
+
+
+def _process_worker(state: _RunState, i: int, proc: Any, conn: Any) -> None:
+    """Feed one worker process through its pipe, one item at a time, and collect its results."""
+    stage = state.stages[i]
+    forward_pickled = i + 1 < len(state.stages) and state.stages[i + 1].kind == "process"
+    inbuf, outbuf = state.buffers[i], state.buffers[i + 1]
+    busy = False
+    seq = -1
+    try:
+        while True:
+            msg = inbuf.get()
+            if msg is _SENTINEL:
+                state.stage_done(i)
+                return
+            seq, value = msg
+            try:
+                if isinstance(value, _Pickled):
+                    conn.send_bytes(value.data, value.offset)
+                else:
+                    conn.send_bytes(pickle.dumps(value, _PICKLE_PROTOCOL))
+            except (pickle.PicklingError, TypeError, AttributeError) as e:
+                state.fail(state.annotate(e, i, seq))
+                return
+            busy = True
+            ready = multiprocessing.connection.wait([conn, state.wakeup_r])
+            if conn not in ready:  # stopping
+                return
+            reply = conn.recv_bytes()
+            busy = False
+            if reply[0] == _OK:
+                result = _Pickled(reply, 1) if forward_pickled else pickle.loads(memoryview(reply)[1:])
+                outbuf.put((seq, result))
+            else:
+                state.fail(state.annotate(_decode_error(reply), i, seq))
+                return
+    except Closed:
+        return
+    except (EOFError, OSError) as e:
+        if not state.stopped:
+            proc.join(timeout=5.0)
+            code = proc.exitcode
+            how = (
+                f"was killed by signal {-code}"
+                if code is not None and code < 0
+                else f"exited with code {code}"
+            )
+            died = WorkerDied(
+                f"worker process {proc.name} (pid {proc.pid}) of pipeline stage {stage.name!r} {how} "
+                f"while processing item #{seq}"
+            )
+            died.__cause__ = e
+            state.fail(died)
+    except BaseException as e:
+        state.fail(state.annotate(e, i, seq))
+    finally:
+        _stop_child(proc, conn, PROCESS_STOP_GRACE_S if busy else 5.0)
+
+
+def _stop_child(proc: Any, conn: Any, grace_s: float) -> None:
+    """Ask a worker process to exit (empty message), then terminate it if it does not within ``grace_s``."""
+    if conn is not None:
+        with contextlib.suppress(OSError):
+            conn.send_bytes(b"")
+    proc.join(timeout=grace_s)
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(timeout=5.0)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+    if conn is not None:
+        conn.close()
+
+
+# -- the worker process --------------------------------------------------------
+
+
+def _encode_error(exc: BaseException) -> bytes:
+    """``_ERR`` + pickle of (traceback text, type name, message, pickled exception or None).
+
+    The exception is pickled separately so that the traceback text survives
+    even if the exception itself cannot cross the process boundary.
+    """
+    tb_text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    type_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    try:
+        message = str(exc)
+    except BaseException:
+        message = "<unprintable>"
+    exc_bytes: bytes | None
+    try:
+        exc_bytes = pickle.dumps(exc, _PICKLE_PROTOCOL)
+    except BaseException:
+        exc_bytes = None
+    return bytes([_ERR]) + pickle.dumps((tb_text, type_name, message, exc_bytes), _PICKLE_PROTOCOL)
+
+
+def _decode_error(reply: bytes) -> BaseException:
+    tb_text, type_name, message, exc_bytes = pickle.loads(memoryview(reply)[1:])
+    exc: BaseException | None = None
+    if exc_bytes is not None:
+        try:  # some exceptions pickle but cannot be rebuilt (custom __init__ signatures)
+            loaded = pickle.loads(exc_bytes)
+            if isinstance(loaded, BaseException):
+                exc = loaded
+        except Exception:
+            exc = None
+    if exc is None:
+        exc = RemoteError(type_name, message)
+    exc.__cause__ = RemoteTraceback(tb_text)
+    return exc
+
+
+def _child_main(conn: Any, fn_bytes: bytes) -> None:
+    """Worker process: answer each pickled item with ``_OK`` + pickled result or ``_ERR`` + error."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    fn: Callable[[Any], Any] | None = None
+    startup_error: BaseException | None = None
+    try:
+        fn = pickle.loads(fn_bytes)
+    except BaseException as e:
+        startup_error = e
+    while True:
+        try:
+            msg = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        if not msg:  # stop request
+            return
+        try:
+            if fn is None:
+                assert startup_error is not None
+                raise startup_error
+            result = fn(pickle.loads(msg))
+            out = io.BytesIO()
+            out.write(bytes([_OK]))
+            pickle.Pickler(out, _PICKLE_PROTOCOL).dump(result)
+            reply: Any = out.getbuffer()
+        except BaseException as e:
+            reply = _encode_error(e)
+        try:
+            conn.send_bytes(reply)
+        except OSError:
+            return
+        del reply
+
+
+# -- the caller's side ---------------------------------------------------------
+
+
+class PipelineRun(Generic[T]):
+    """The iterator of a running pipeline; also a context manager that closes it.
+
+    ``next()`` returns the next result, raises ``StopIteration`` when all items
+    are through (or after ``close()``), or re-raises the first error of the
+    run once every worker has stopped.  Iterate from one thread only.
+    """
+
+    def __init__(self, state: _RunState, ordered: bool) -> None:
+        self._state = state
+        self._ordered = ordered
+        self._next_seq = 0
+        self._pending: dict[int, Any] = {}
+        self._finished = False
+        self._items_out = 0
+        self._finalizer = weakref.finalize(self, state.close)
+
+    @property
+    def ordered(self) -> bool:
+        """Whether results come in source order."""
+        return self._ordered
+
+    @property
+    def maxsize(self) -> int:
+        """The in-flight bound of this run."""
+        return self._state.maxsize
+
+    @property
+    def items_in(self) -> int:
+        """Items taken from the source so far (a snapshot)."""
+        return self._state.items_in
+
+    @property
+    def items_out(self) -> int:
+        """Results yielded to the caller so far."""
+        return self._items_out
+
+    def __iter__(self) -> PipelineRun[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._finished:
+            raise StopIteration
+        try:
+            value: T = self._next()
+            return value
+        except BaseException:
+            # StopIteration (all done), the run's error, KeyboardInterrupt while
+            # waiting: in every case stop and join everything before leaving.
+            self._finished = True
+            self._finalizer()
+            raise
+
+    def _deliver(self, value: Any) -> Any:
+        self._items_out += 1
+        self._state.admit.release()
+        return value
+
+    def _next(self) -> Any:
+        state = self._state
+        out = state.buffers[-1]
+        while True:
+            if self._ordered and self._next_seq in self._pending:
+                value = self._pending.pop(self._next_seq)
+                self._next_seq += 1
+                return self._deliver(value)
+            try:
+                msg = out.get()
+            except Closed:
+                msg = _END
+            if msg is _END and state.stopped:
+                # Join before raising: the run has fully stopped when the caller sees the error.
+                # (Raised outside the except block so that Closed is not chained to it.)
+                self._finalizer()
+                if state.error is not None:
+                    raise state.error
+                raise StopIteration
+            if msg is _END:
+                raise StopIteration
+            seq, value = msg
+            if isinstance(value, _Pickled):
+                value = value.load()
+            if not self._ordered:
+                return self._deliver(value)
+            if seq == self._next_seq:
+                self._next_seq += 1
+                return self._deliver(value)
+            self._pending[seq] = value
+
+    def close(self) -> None:
+        """Stop the run and wait until every worker has stopped.  Idempotent; callable from any thread."""
+        self._finished = True
+        self._finalizer()
+
+    def __enter__(self) -> PipelineRun[T]:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "finished" if self._finished else "running"
+        return (
+            f"<PipelineRun {state}: {self.items_in} in, {self._items_out} out, maxsize {self._state.maxsize}>"
+        )
