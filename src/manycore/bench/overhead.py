@@ -108,8 +108,29 @@ def run(ctx: BenchContext) -> Section:
     add("threading.Thread start + join", thread_round)
     add("os.fork + waitpid", _fork_and_wait, number=10 if ctx.tiny else 50)
 
+    _ipc(ctx, section)
     _crossover(ctx, section)
     return section
+
+
+def _ipc(ctx: BenchContext, section: Section) -> None:
+    """Messages between processes: Pipe round trips, Queue/Pipe streaming (manycore.patterns.measure)."""
+    from ..patterns import measure
+
+    ctx.say("overhead: pipes and queues")
+    trips = 500 if ctx.tiny else 10_000
+    ping = min((measure.pipe_ping_pong(trips) for _ in range(2)), key=lambda r: r.seconds)
+    row = section.add("Pipe ping-pong round trip (64 B, 2 processes)", per_call_us=ping.latency_us)
+    row.time_s = row.median_s = ping.seconds / ping.round_trips
+    messages = 2_000 if ctx.tiny else 50_000
+    for channel in measure.CHANNELS:
+        result = measure.queue_throughput(channel, messages)
+        row = section.add(
+            f"{channel}: one 64 B message, producer to consumer",
+            per_call_us=result.us_per_message,
+            messages_per_s=result.messages_per_s,
+        )
+        row.time_s = row.median_s = result.seconds / result.messages
 
 
 def _serial_map(work: list[int]) -> list[int]:
