@@ -1,0 +1,221 @@
+"""``manycore advise``: profile a function on sample input and recommend how to parallelise it.
+
+Steps, all measured on this machine:
+
+1. **Profile** one call with cProfile and keep the top hotspots.
+2. **Classify** the function by measured CPU time over wall time (serially)
+   and by a threads trial (summed per-thread CPU time over wall time):
+
+   * ``io-bound``: it mostly waits (CPU/wall < 0.3) -> threads or asyncio;
+   * ``gil-releasing``: CPU-bound, but threads accumulate CPU time in
+     parallel (> 1.3) -> threads (or the native runtime);
+   * ``cpu-bound-python``: CPU-bound and the GIL serialises threads -> processes.
+
+3. **Try** the candidate backends on the sample through ``pmap`` (warm
+   executors, so start-up is not counted) and recommend the fastest, with its
+   measured speed-up over serial and the code to use it.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import importlib
+import io
+import pickle
+import pstats
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .bench._context import cpu_count
+
+CLASSES = ("io-bound", "gil-releasing", "cpu-bound-python")
+
+
+@dataclass
+class Advice:
+    function: str
+    classification: str
+    recommended: str
+    speedup: float
+    cpu_to_wall: float
+    thread_parallelism: float
+    timings_s: dict[str, float] = field(default_factory=dict)
+    hotspots: list[tuple[str, int, float]] = field(default_factory=list)
+    reason: str = ""
+    snippet: str = ""
+
+    def report(self) -> str:
+        lines = [f"manycore advise: {self.function}", ""]
+        lines.append("hotspots (cProfile, one call, cumulative time):")
+        for name, calls, cum in self.hotspots:
+            lines.append(f"  {cum * 1e3:9.3f} ms  {calls:>7} calls  {name}")
+        lines.append("")
+        lines.append(
+            f"classification: {self.classification}  (CPU/wall {self.cpu_to_wall:.2f}, "
+            f"threads CPU parallelism {self.thread_parallelism:.2f})"
+        )
+        lines.append("trials on the sample (warm executors):")
+        serial = self.timings_s.get("serial")
+        for backend, seconds in self.timings_s.items():
+            ratio = f"{serial / seconds:5.2f}x" if serial and seconds else "  n/a"
+            lines.append(f"  {backend:<10} {seconds * 1e3:10.3f} ms   {ratio}")
+        lines += ["", f"recommended: {self.recommended}  ({self.speedup:.2f}x serial) — {self.reason}", ""]
+        lines.append(self.snippet)
+        return "\n".join(lines)
+
+
+def load_function(spec: str) -> Callable[..., Any]:
+    """``"package.module:function"`` -> the function."""
+    if ":" not in spec:
+        raise ValueError(f"expected module:function, got {spec!r}")
+    module_name, _, attr = spec.partition(":")
+    module = importlib.import_module(module_name)
+    obj: Any = module
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"{spec} is not callable")
+    return obj  # type: ignore[no-any-return]
+
+
+def _hotspots(fn: Callable[[Any], Any], item: Any, top: int = 8) -> list[tuple[str, int, float]]:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        fn(item)
+    finally:
+        profiler.disable()
+    stats = pstats.Stats(profiler, stream=io.StringIO())
+    rows = []
+    for (filename, line, name), (_cc, calls, _tt, cum, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        if "cProfile" in filename or name.startswith("<method 'disable'"):
+            continue
+        where = f"{name} ({filename.rsplit('/', 1)[-1]}:{line})" if line else name
+        rows.append((where, int(calls), float(cum)))
+    rows.sort(key=lambda r: r[2], reverse=True)
+    return rows[:top]
+
+
+def _serial_ratio(fn: Callable[[Any], Any], sample: Sequence[Any]) -> tuple[float, float]:
+    w0, c0 = time.perf_counter(), time.process_time()
+    for item in sample:
+        fn(item)
+    wall = time.perf_counter() - w0
+    cpu = time.process_time() - c0
+    return wall, (cpu / wall if wall > 0 else 1.0)
+
+
+def _thread_parallelism(fn: Callable[[Any], Any], sample: Sequence[Any], workers: int) -> float:
+    items = list(sample[: max(2, workers)])
+    cpu = [0.0] * len(items)
+
+    def run(k: int) -> None:
+        c0 = time.thread_time()
+        fn(items[k])
+        cpu[k] = time.thread_time() - c0
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(items))]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    return sum(cpu) / wall if wall > 0 else 1.0
+
+
+def _noop(x: Any) -> Any:
+    return x
+
+
+def classify(cpu_to_wall: float, thread_parallelism: float) -> str:
+    if cpu_to_wall < 0.3:
+        return "io-bound"
+    if thread_parallelism > 1.3:
+        return "gil-releasing"
+    return "cpu-bound-python"
+
+
+def advise(
+    fn: Callable[[Any], Any],
+    sample: Sequence[Any],
+    *,
+    workers: int | None = None,
+    name: str | None = None,
+) -> Advice:
+    """Profile, classify and trial ``fn`` on ``sample`` (a list of single arguments)."""
+    from .executors import get_executor
+    from .pmap import pmap
+
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, not {type(fn).__name__}")
+    items = list(sample)
+    if not items:
+        raise ValueError("sample must contain at least one item")
+    n_workers = workers or cpu_count()
+    label = name or f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+    hotspots = _hotspots(fn, items[0])
+    serial_wall, ratio = _serial_ratio(fn, items)
+    parallelism = _thread_parallelism(fn, items, n_workers) if n_workers > 1 else 1.0
+    kind = classify(ratio, parallelism)
+
+    timings: dict[str, float] = {"serial": serial_wall}
+    candidates = ["threads"]
+    try:
+        pickle.loads(pickle.dumps(items[0]))
+        from .executors import _serialize
+
+        _serialize.dumps(fn)
+        candidates.append("processes")
+    except Exception:
+        pass
+    for backend in candidates:
+        options: dict[str, Any] = {"max_workers": n_workers if backend == "processes" else max(n_workers, 8)}
+        with get_executor(backend, **options) as executor:
+            # warm: start every worker outside the timing
+            list(pmap(_noop, range(4 * n_workers), executor=executor, chunksize=1))
+            t0 = time.perf_counter()
+            list(pmap(fn, items, executor=executor, chunksize=1))
+            timings[backend] = time.perf_counter() - t0
+
+    preferred = {"io-bound": "threads", "gil-releasing": "threads", "cpu-bound-python": "processes"}[kind]
+    best = min(timings, key=lambda b: timings[b])
+    if preferred in timings and timings[preferred] <= timings[best] * 1.15:
+        best = preferred  # within noise of the fastest: take the one the classification explains
+    speedup = serial_wall / timings[best] if timings[best] > 0 else 1.0
+    reasons = {
+        "serial": "no backend beat serial on this sample: keep it simple",
+        "threads": "it waits or releases the GIL, so threads overlap it without pickling",
+        "processes": "pure-Python CPU work holds the GIL; processes run it truly in parallel",
+    }
+    module = getattr(fn, "__module__", "mymodule")
+    qual = getattr(fn, "__qualname__", "fn")
+    if best == "serial":
+        snippet = f"from {module} import {qual}\nresults = [{qual}(x) for x in items]"
+    elif kind == "io-bound" and best == "threads":
+        snippet = (
+            f"from manycore import pmap\nfrom {module} import {qual}\n\n"
+            f'results = list(pmap({qual}, items, backend="threads", workers=32))\n'
+            "# for HTTP, manycore.fetch.fetch_all(urls, concurrency=100) (asyncio) scales further"
+        )
+    else:
+        snippet = (
+            f"from manycore import pmap\nfrom {module} import {qual}\n\n"
+            f'results = list(pmap({qual}, items, backend="{best}"))'
+        )
+    return Advice(
+        function=label,
+        classification=kind,
+        recommended=best,
+        speedup=speedup,
+        cpu_to_wall=ratio,
+        thread_parallelism=parallelism,
+        timings_s=timings,
+        hotspots=hotspots,
+        reason=reasons[best],
+        snippet=snippet,
+    )
