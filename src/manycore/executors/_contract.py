@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -141,6 +141,28 @@ class ManycoreExecutor(Executor):
         from ..pmap import pstarmap
 
         return pstarmap(fn, iterable, executor=self, **options)
+
+
+class NotifyCancelledOnShutdown:
+    """Mixin for the stdlib pools: futures cancelled by ``shutdown(cancel_futures=True)`` notify waiters.
+
+    The stdlib cancels queued futures with ``Future.cancel()`` only, which
+    leaves them in the internal ``CANCELLED`` state: ``wait()`` keeps them in
+    ``not_done`` and ``as_completed()`` never yields them, so code waiting on
+    them hangs until its timeout.  Moving them to ``CANCELLED_AND_NOTIFIED``
+    (what the stdlib does when a cancelled future reaches a worker) wakes them.
+    Only cancellations made by shutdown are touched: a future cancelled by the
+    user earlier is still notified by the pool itself, as in the stdlib.
+    """
+
+    _cancelling_on_shutdown = False
+
+    def _watch(self, future: Future[Any]) -> None:
+        future.add_done_callback(self._notify_if_cancelled)
+
+    def _notify_if_cancelled(self, future: Future[Any]) -> None:
+        if self._cancelling_on_shutdown and getattr(future, "_state", None) == "CANCELLED":
+            future.set_running_or_notify_cancel()
 
 
 def check_max_workers(max_workers: int | None, default: int) -> int:

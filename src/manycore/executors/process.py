@@ -35,7 +35,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
 from . import _serialize
-from ._contract import ManycoreExecutor, check_max_workers
+from ._contract import ManycoreExecutor, NotifyCancelledOnShutdown, check_max_workers
 
 R = TypeVar("R")
 
@@ -107,7 +107,7 @@ def _release_segments(segments: list[Any]) -> Callable[[Future[Any]], None]:
     return release
 
 
-class ProcessExecutor(ProcessPoolExecutor, ManycoreExecutor):
+class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreExecutor):
     backend_name = "processes"
 
     def __init__(
@@ -168,12 +168,15 @@ class ProcessExecutor(ProcessPoolExecutor, ManycoreExecutor):
             raise
         if segments:
             future.add_done_callback(_release_segments(segments))
+        self._watch(future)
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.close()
+        if cancel_futures:
+            self._cancelling_on_shutdown = True
         super().shutdown(wait=wait, cancel_futures=cancel_futures)
 
     def terminate(self) -> None:

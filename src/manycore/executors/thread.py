@@ -9,10 +9,26 @@ releases the GIL (NumPy, native kernels), not pure-Python CPU work.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
-from ._contract import ManycoreExecutor
+from ._contract import ManycoreExecutor, NotifyCancelledOnShutdown
+
+R = TypeVar("R")
 
 
-class ThreadExecutor(ThreadPoolExecutor, ManycoreExecutor):
+class ThreadExecutor(NotifyCancelledOnShutdown, ThreadPoolExecutor, ManycoreExecutor):
+    """A ``ThreadPoolExecutor`` whose futures cancelled by ``shutdown`` wake ``wait``/``as_completed``."""
+
     backend_name = "threads"
+
+    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
+        future = super().submit(fn, *args, **kwargs)
+        self._watch(future)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if cancel_futures:
+            self._cancelling_on_shutdown = True
+        super().shutdown(wait=wait, cancel_futures=cancel_futures)
