@@ -310,7 +310,10 @@ def test_exception_that_cannot_be_unpickled() -> None:
     assert out[0] == 0
     assert out[2] == 2
     assert isinstance(out[1], TaskError)
-    assert "NeedsTwoArgs" in str(out[1].exception)
+    exc = out[1].exception
+    # the original comes back if some pickling support (tblib, installed by dask)
+    # can rebuild it; otherwise an UnpicklableError naming it
+    assert type(exc).__name__ == "NeedsTwoArgs" or "NeedsTwoArgs" in str(exc)
 
 
 def shm_segments() -> set[str]:

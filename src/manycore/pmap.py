@@ -48,18 +48,18 @@ import threading
 import time
 import traceback
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from .executors import _serialize, canonical_backend
+from .executors._batches import Batch, Failures, Input, run_chunk
 from .executors._contract import TaskError, attach_traceback
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-Record = tuple[int, bool, Any, str]
 
 #: Target wall time of one chunk: long enough to hide hand-off costs, short
 #: enough for load balance, progress and cancellation.
@@ -78,35 +78,35 @@ class PMapResult(Iterator[R], Generic[R]):
 
     Iterate (``for``, ``next``, ``list(...)``) to stream the results with
     bounded memory.  ``results()``, indexing and ``==`` with a list or tuple
-    wait for every result (so the input must be finite) and keep them;
-    iterating afterwards goes over the kept results.  A map that was partly
+    wait for every result (so the input must be finite) and keep them; once
+    kept, iterating goes over them like over a list.  A map that was partly
     iterated cannot be materialised any more (``RuntimeError``).
     """
 
-    def __init__(self, source: Iterator[R]) -> None:
-        self._source = source
+    def __init__(self, batches: Iterator[list[R]]) -> None:
+        self._batches = batches
+        # results flow batch by batch through C-level chaining: no Python
+        # frame per item between the workers and the consumer
+        self._stream: Iterator[R] = itertools.chain.from_iterable(batches)
         self._all: list[R] | None = None
-        self._pos = 0
+        self._started = False
 
-    def __iter__(self) -> PMapResult[R]:
-        return self
+    def __iter__(self) -> Iterator[R]:
+        if self._all is not None:
+            return iter(self._all)
+        self._started = True
+        return self._stream
 
     def __next__(self) -> R:
-        if self._all is not None:
-            if self._pos >= len(self._all):
-                raise StopIteration
-            self._pos += 1
-            return self._all[self._pos - 1]
-        value = next(self._source)
-        self._pos += 1
-        return value
+        self._started = True
+        return next(self._stream)
 
     def results(self) -> list[R]:
         """Every result, waiting for the map to finish."""
         if self._all is None:
-            if self._pos:
+            if self._started:
                 raise RuntimeError("cannot materialise a PMapResult after iterating over part of it")
-            self._all = list(self._source)
+            self._all = list(self._stream)
         return self._all
 
     def __getitem__(self, index: Any) -> Any:
@@ -124,11 +124,11 @@ class PMapResult(Iterator[R], Generic[R]):
     def __repr__(self) -> str:
         if self._all is not None:
             return f"PMapResult({self._all!r})"
-        return f"<PMapResult streaming, {self._pos} taken>"
+        return "<PMapResult streaming>"
 
     def close(self) -> None:
         """Stop the map early: cancel pending work and stop busy workers."""
-        close = getattr(self._source, "close", None)
+        close = getattr(self._batches, "close", None)
         if close is not None:
             close()
 
@@ -247,9 +247,9 @@ def pmap(
         length = -1
 
     deadline = time.monotonic() + timeout_s if timeout_s is not None else None
-    source = _run(
+    batches = _run(
         fn,
-        enumerate(iterator),
+        Input(iterator, safe=isinstance(iterable, (list, tuple, range))),
         length=length,
         backend=chosen,
         workers=n_workers,
@@ -262,8 +262,8 @@ def pmap(
         executor=executor,
     )
     if progress:
-        source = _with_progress(source, length)
-    return PMapResult(source)
+        batches = _with_progress(batches, length)
+    return PMapResult(batches)
 
 
 def _star(fn: Callable[..., R], args: Iterable[Any]) -> R:
@@ -280,7 +280,7 @@ def pstarmap(fn: Callable[..., R], iterable: Iterable[Iterable[Any]], **options:
 # ---------------------------------------------------------------- the run
 def _run(
     fn: Callable[[Any], Any],
-    pairs: Iterator[tuple[int, Any]],
+    source: Input,
     *,
     length: int,
     backend: str,
@@ -292,15 +292,15 @@ def _run(
     errors: str,
     explain: bool,
     executor: Executor | None,
-) -> Iterator[Any]:
-    probed: list[Record] = []
+) -> Iterator[list[Any]]:
+    probed: Batch | None = None
     decision: Decision
     if executor is not None:
         name = getattr(executor, "backend_name", "executor")
         n = int(getattr(executor, "_max_workers", 0) or _cpu_count())
         decision = Decision(name, chunksize or _default_chunk(length, n), n, "explicit executor")
     elif backend == "auto":
-        decision, probed, pairs = _decide(fn, pairs, length, workers, chunksize)
+        decision, probed = _decide(fn, source, length, workers, chunksize)
     else:
         n = workers or (1 if backend == "serial" else _cpu_count())
         decision = Decision(backend, chunksize or _default_chunk(length, n), n, "requested")
@@ -310,10 +310,14 @@ def _run(
     # Ordered output buffers results that overtake a slow item; stop handing
     # out work while that buffer is full, so memory stays bounded.
     backlog = _Backlog(limit=max(16, decision.workers * decision.chunksize))
-    records = _records(fn, pairs, decision, executor, deadline, task_timeout, backlog.has_room)
-    if probed:
-        records = itertools.chain(iter(probed), records)
-    yield from _deliver(records, ordered, errors, backlog)
+    # serial runs read ahead only what was asked for (chunksize), else 1024 items
+    serial_batch = chunksize or 1024
+    batches = _batches(fn, source, decision, executor, deadline, task_timeout, backlog.has_room, serial_batch)
+    if probed is not None:
+        batches = itertools.chain((probed,), batches)
+    yield from _deliver(batches, ordered, errors, backlog)
+    if source.error is not None:
+        raise source.error
 
 
 @dataclass
@@ -332,58 +336,110 @@ def _default_chunk(length: int, workers: int) -> int:
     return max(1, min(10_000, math.ceil(length / (workers * 4))))
 
 
-def _deliver(records: Iterator[Record], ordered: bool, errors: str, backlog: _Backlog) -> Iterator[Any]:
-    pending: dict[int, Record] = {}
+def _deliver(batches: Iterator[Batch], ordered: bool, errors: str, backlog: _Backlog) -> Iterator[list[Any]]:
+    """Batches in, lists of output values out (in input order if ``ordered``).
+
+    Contiguous batches that arrive early wait whole (keyed by their first
+    index), so reordering costs nothing per item; only the single-item
+    batches of careful re-runs go through a per-item buffer.
+    """
+    runs: dict[int, tuple[list[Any], Failures]] = {}  # first index -> (values, failures)
+    singles: dict[int, tuple[Any, tuple[BaseException, str] | None]] = {}
     next_index = 0
     try:
-        for record in records:
+        for indexes, values, failures in batches:
+            if failures and errors == "collect":
+                values = list(values)
+                for pos, (exc, tb) in failures.items():
+                    values[pos] = TaskError(indexes[pos], exc, tb or _format(exc))
+                failures = {}
             if not ordered:
-                yield _outcome(record, errors)
+                if failures:
+                    first = min(failures)
+                    yield values[:first]
+                    _raise_failure(indexes[first], *failures[first])
+                yield values
                 continue
-            pending[record[0]] = record
-            while next_index in pending:
-                backlog.size = len(pending) - 1
-                yield _outcome(pending.pop(next_index), errors)
-                next_index += 1
-            backlog.size = len(pending)
-        # the input ended: whatever is left is in index order already
-        for index in sorted(pending):
-            yield _outcome(pending.pop(index), errors)
+            if not len(indexes):
+                continue
+            if _contiguous(indexes):
+                runs[indexes[0]] = (values, failures)
+            else:
+                for pos, index in enumerate(indexes):
+                    singles[index] = (values[pos], failures.get(pos))
+            # flush everything that is now in order
+            while True:
+                if next_index in runs:
+                    values, failures = runs.pop(next_index)
+                    if failures:
+                        first = min(failures)
+                        yield values[:first]
+                        _raise_failure(next_index + first, *failures[first])
+                    next_index += len(values)
+                    yield values
+                elif next_index in singles:
+                    ready: list[Any] = []
+                    while next_index in singles:
+                        value, failure = singles.pop(next_index)
+                        if failure is not None:
+                            if ready:
+                                yield ready
+                            _raise_failure(next_index, *failure)
+                        ready.append(value)
+                        next_index += 1
+                    yield ready
+                else:
+                    break
+            backlog.size = len(singles) + sum(len(v) for v, _ in runs.values())
+        # the input ended early (an input error): deliver what is left in order
+        leftovers = sorted([*((i, v) for i, (v, _) in singles.items()), *((i, r) for i, r in runs.items())])
+        for index, item in leftovers:
+            if isinstance(item, tuple):
+                values, failures = item
+                if failures:
+                    first = min(failures)
+                    yield values[:first]
+                    _raise_failure(index + first, *failures[first])
+                yield values
+            else:
+                yield [item]
     finally:
-        close = getattr(records, "close", None)
+        close = getattr(batches, "close", None)
         if close is not None:
             close()
 
 
-def _outcome(record: Record, errors: str) -> Any:
-    index, ok, value, tb = record
-    if ok:
-        return value
-    exc: BaseException = value
-    if not tb and exc.__traceback__ is not None:
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    if errors == "collect":
-        return TaskError(index, exc, tb)
-    if exc.__traceback__ is None:
+def _contiguous(indexes: Sequence[int]) -> bool:
+    return isinstance(indexes, range) or indexes[-1] - indexes[0] == len(indexes) - 1
+
+
+def _raise_failure(index: int, exc: BaseException, tb: str) -> None:
+    # The worker's traceback text travels as __cause__ even when the exception
+    # arrived with a traceback object (tblib, installed by dask, pickles those).
+    if tb:
         attach_traceback(exc, tb)
     if hasattr(exc, "add_note"):
         exc.add_note(f"raised by item {index} of pmap")
     raise exc
 
 
-def _records(
+def _format(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def _batches(
     fn: Callable[[Any], Any],
-    pairs: Iterator[tuple[int, Any]],
+    source: Input,
     decision: Decision,
     executor: Executor | None,
     deadline: float | None,
     task_timeout: float | None,
     may_dispatch: Callable[[], bool],
-) -> Iterator[Record]:
+    serial_batch: int,
+) -> Iterator[Batch]:
     if executor is None and decision.backend == "serial":
-        yield from _run_serial(fn, pairs, deadline)
+        yield from _run_serial(fn, source, deadline, serial_batch)
         return
-    engine_owner = executor
     if executor is None and decision.backend == "processes":
         from .executors._engine import ProcessEngine
         from .executors.process import default_workers
@@ -394,7 +450,7 @@ def _records(
         try:
             yield from engine.run(
                 fn,
-                pairs,
+                source,
                 chunksize=decision.chunksize,
                 task_timeout=task_timeout,
                 deadline=deadline,
@@ -403,10 +459,14 @@ def _records(
         finally:
             engine.close()
         return
-    if engine_owner is not None and hasattr(engine_owner, "_get_engine"):
-        engine = engine_owner._get_engine()
-        yield from engine.run(
-            fn, pairs, chunksize=decision.chunksize, task_timeout=task_timeout, deadline=deadline
+    if executor is not None and hasattr(executor, "_get_engine"):
+        yield from executor._get_engine().run(
+            fn,
+            source,
+            chunksize=decision.chunksize,
+            task_timeout=task_timeout,
+            deadline=deadline,
+            may_dispatch=may_dispatch,
         )
         return
     own = executor is None
@@ -416,75 +476,58 @@ def _records(
         executor = get_executor(decision.backend, max_workers=decision.workers)
     assert executor is not None
     try:
-        yield from _run_executor(fn, pairs, executor, decision, deadline, task_timeout, may_dispatch)
+        yield from _run_executor(fn, source, executor, decision, deadline, task_timeout, may_dispatch)
     finally:
         if own:
             executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _run_serial(
-    fn: Callable[[Any], Any], pairs: Iterator[tuple[int, Any]], deadline: float | None
-) -> Iterator[Record]:
-    for index, item in pairs:
+    fn: Callable[[Any], Any], source: Input, deadline: float | None, chunksize: int
+) -> Iterator[Batch]:
+    rest = source.take_rest() if deadline is None and chunksize >= 1024 else None
+    if rest is not None:
+        # a list, tuple or range: one pass of C-level map, no chunk copies
+        rest_indexes, rest_items = rest
+        values, failures = run_chunk(fn, rest_items)
+        yield rest_indexes, values, failures
+        return
+    size = chunksize
+    while not source.done:
         if deadline is not None and time.monotonic() >= deadline:
             raise TimeoutError("pmap did not finish within its timeout")
-        yield _call(fn, index, item)
-
-
-def _call(fn: Callable[[Any], Any], index: int, item: Any) -> Record:
-    try:
-        return (index, True, fn(item), "")
-    except Exception as exc:
-        return (index, False, exc, "")
-
-
-def _call_chunk(fn: Callable[[Any], Any], chunk: list[tuple[int, Any]]) -> list[Record]:
-    """Runs in the worker: one record per item, tracebacks as text."""
-    out: list[Record] = []
-    for index, item in chunk:
-        try:
-            out.append((index, True, fn(item), ""))
-        except Exception as exc:
-            tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            out.append((index, False, exc, tb))
-    return out
+        indexes, items = source.take(size)
+        if items:
+            values, failures = run_chunk(fn, items)
+            yield indexes, values, failures
 
 
 def _run_executor(
     fn: Callable[[Any], Any],
-    pairs: Iterator[tuple[int, Any]],
+    source: Input,
     executor: Executor,
     decision: Decision,
     deadline: float | None,
     task_timeout: float | None,
     may_dispatch: Callable[[], bool],
-) -> Iterator[Record]:
+) -> Iterator[Batch]:
     per_item = getattr(executor, "backend_name", "") == "asyncio" or task_timeout is not None
     chunksize = 1 if per_item else decision.chunksize
     limit = decision.workers if task_timeout is not None else 2 * decision.workers
-    in_flight: dict[Future[Any], tuple[list[tuple[int, Any]], float]] = {}
-    input_error: BaseException | None = None
-    exhausted = False
+    in_flight: dict[Future[Any], tuple[range, float]] = {}
     try:
         while True:
-            while not exhausted and len(in_flight) < limit and (not in_flight or may_dispatch()):
-                chunk: list[tuple[int, Any]] = []
-                try:
-                    for pair in itertools.islice(pairs, chunksize):
-                        chunk.append(pair)
-                except Exception as exc:
-                    input_error, exhausted = exc, True
-                if len(chunk) < chunksize:
-                    exhausted = True
-                if not chunk:
+            while not source.done and len(in_flight) < limit and (not in_flight or may_dispatch()):
+                indexes, items = source.take(chunksize)
+                if not items:
                     break
                 if per_item:
-                    future = executor.submit(fn, chunk[0][1])
+                    future = executor.submit(fn, items[0])
                 else:
-                    future = executor.submit(_call_chunk, fn, chunk)
-                in_flight[future] = (chunk, time.monotonic())
+                    future = executor.submit(run_chunk, fn, items, with_traceback_text=True)
+                in_flight[future] = (indexes, time.monotonic())
             if not in_flight:
-                break
+                return
             wait_s: float | None = None
             if deadline is not None:
                 wait_s = max(0.0, deadline - time.monotonic())
@@ -492,53 +535,48 @@ def _run_executor(
                 wait_s = 0.05 if wait_s is None else min(wait_s, 0.05)
             done, _ = wait(list(in_flight), timeout=wait_s, return_when=FIRST_COMPLETED)
             for future in done:
-                chunk, _started = in_flight.pop(future)
-                yield from _future_records(future, chunk, per_item)
+                indexes, _started = in_flight.pop(future)
+                yield _future_batch(future, indexes, per_item)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError("pmap did not finish within its timeout")
             if task_timeout is not None:
                 now = time.monotonic()
-                for future, (chunk, started) in list(in_flight.items()):
+                for future, (indexes, started) in list(in_flight.items()):
                     if now - started > task_timeout:
                         future.cancel()
                         del in_flight[future]
-                        index = chunk[0][0]
                         error = TimeoutError(
-                            f"item {index} exceeded task_timeout={task_timeout:g}s "
+                            f"item {indexes[0]} exceeded task_timeout={task_timeout:g}s "
                             f"(its {decision.backend} worker cannot be killed; it was abandoned)"
                         )
-                        yield (index, False, error, "")
-        if input_error is not None:
-            raise input_error
+                        yield indexes, [None], {0: (error, "")}
     finally:
         for future in in_flight:
             future.cancel()
 
 
-def _future_records(future: Future[Any], chunk: list[tuple[int, Any]], per_item: bool) -> Iterator[Record]:
+def _future_batch(future: Future[Any], indexes: range, per_item: bool) -> Batch:
     try:
         value = future.result()
     except BaseException as exc:  # the chunk as a whole failed (pickling, broken pool, ...)
         if isinstance(exc, KeyboardInterrupt):
             raise
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        for index, _ in chunk:
-            yield (index, False, exc, tb)
-        return
+        tb = _format(exc)
+        return indexes, [None] * len(indexes), dict.fromkeys(range(len(indexes)), (exc, tb))
     if per_item:
-        yield (chunk[0][0], True, value, "")
-    else:
-        yield from value
+        return indexes, [value], {}
+    values, failures = value
+    return indexes, values, failures
 
 
 # ---------------------------------------------------------------- auto
 def _decide(
     fn: Callable[[Any], Any],
-    pairs: Iterator[tuple[int, Any]],
+    source: Input,
     length: int,
     workers: int | None,
     chunksize: int | None,
-) -> tuple[Decision, list[Record], Iterator[tuple[int, Any]]]:
+) -> tuple[Decision, Batch | None]:
     n_workers = workers or _cpu_count()
     key = _cache_key(fn)
     with _decisions_lock:
@@ -550,11 +588,11 @@ def _decide(
         d = Decision(
             cached.backend,
             chunksize or cached.chunksize,
-            n_workers,
+            n_workers if cached.backend != "serial" else 1,
             "cached: " + cached.reason,
             cached.measurements,
         )
-        return d, [], pairs
+        return d, None
 
     if _is_native_callable(fn):
         d = Decision(
@@ -563,45 +601,55 @@ def _decide(
             n_workers,
             "fn is a C function pointer: run on native threads without the GIL",
         )
-        return d, [], pairs
+        return d, None
 
-    # 1. time a few items serially, in this thread
-    probed: list[Record] = []
+    # 1. time a few items serially, in this thread (their results are kept)
+    indexes: list[int] = []
+    values: list[Any] = []
+    failures: Failures = {}
     walls: list[float] = []
     cpus: list[float] = []
     sample_items: list[Any] = []
     started = time.perf_counter()
-    for index, item in pairs:
+    while not source.done:
+        idx, items = source.take(1)
+        if not items:
+            break
         w0, c0 = time.perf_counter(), time.thread_time()
-        probed.append(_call(fn, index, item))
+        v, f = run_chunk(fn, items)
         walls.append(time.perf_counter() - w0)
         cpus.append(time.thread_time() - c0)
+        if f:
+            failures[len(values)] = f[0]
+        indexes.append(idx[0])
+        values.extend(v)
         if len(sample_items) < 2:
-            sample_items.append(item)
-        if len(probed) >= PROBE_MAX_ITEMS or time.perf_counter() - started > PROBE_BUDGET_S:
+            sample_items.append(items[0])
+        if len(values) >= PROBE_MAX_ITEMS or time.perf_counter() - started > PROBE_BUDGET_S:
             break
-    if not probed:
-        return Decision("serial", 1, 1, "empty input"), [], pairs
+    probed: Batch = (indexes, values, failures)
+    if not values:
+        return Decision("serial", 1, 1, "empty input"), None
     per_item = sorted(walls)[len(walls) // 2]
     cpu_ratio = (sum(cpus) / sum(walls)) if sum(walls) > 0 else 1.0
-    remaining = max(0, length - len(probed)) if length >= 0 else None
-    m: dict[str, float] = {"probe_items": len(probed), "item_wall_s": per_item, "cpu_to_wall": cpu_ratio}
+    remaining = max(0, length - len(values)) if length >= 0 else None
+    m: dict[str, float] = {"probe_items": len(values), "item_wall_s": per_item, "cpu_to_wall": cpu_ratio}
     chunk = chunksize or max(1, min(50_000, int(TARGET_CHUNK_S / max(per_item, 1e-9))))
     if remaining is not None:
         m["remaining_items"] = remaining
         chunk = min(chunk, max(1, math.ceil(remaining / n_workers)))
 
-    def decided(backend: str, reason: str) -> tuple[Decision, list[Record], Iterator[tuple[int, Any]]]:
+    def decided(backend: str, reason: str) -> tuple[Decision, Batch | None]:
         d = Decision(backend, chunk, 1 if backend == "serial" else n_workers, reason, m)
         with _decisions_lock:
             try:
                 _decisions[key] = d
             except TypeError:
                 pass
-        return d, probed, pairs
+        return d, probed
 
-    if remaining == 0:
-        return Decision("serial", 1, 1, "the probe consumed the whole input", m), probed, pairs
+    if remaining == 0 or source.done:
+        return Decision("serial", 1, 1, "the probe consumed the whole input", m), probed
     if n_workers == 1:
         return decided("serial", "only one worker available")
     total = per_item * remaining if remaining is not None else math.inf
@@ -609,13 +657,13 @@ def _decide(
         return decided("serial", "items are too cheap for any parallel hand-off to pay")
 
     # 2. what would shipping an item to a process cost?
-    ship = _shipping_cost(fn, sample_items, probed)
+    ship = _shipping_cost(fn, sample_items, [v for pos, v in enumerate(values) if pos not in failures][:2])
     m["ship_item_s"] = ship
     if cpu_ratio < 0.3:
         return decided("threads", "items mostly wait (I/O, sleep or GIL-free work): threads overlap them")
 
     # 3. CPU-bound: does it release the GIL?  Run a sample on threads.
-    gil_free = _threads_speedup(fn, pairs, probed, n_workers, per_item, m)
+    gil_free = _threads_speedup(fn, source, probed, n_workers, per_item, m)
     if gil_free:
         return decided("threads", "CPU-bound but releases the GIL: threads scale without process costs")
     if ship == math.inf:
@@ -627,7 +675,7 @@ def _decide(
     return decided("processes", "CPU-bound Python that holds the GIL: processes run it in parallel")
 
 
-def _shipping_cost(fn: Callable[[Any], Any], items: list[Any], probed: list[Record]) -> float:
+def _shipping_cost(fn: Callable[[Any], Any], items: list[Any], results: list[Any]) -> float:
     try:
         t0 = time.perf_counter()
         _serialize.dumps(fn)
@@ -635,7 +683,6 @@ def _shipping_cost(fn: Callable[[Any], Any], items: list[Any], probed: list[Reco
         t0 = time.perf_counter()
         for item in items:
             pickle.loads(_serialize.dumps(item))
-        results = [r[2] for r in probed[: len(items)] if r[1]]
         for value in results:
             pickle.loads(pickle.dumps(value))
         per = (time.perf_counter() - t0) / max(1, len(items))
@@ -646,13 +693,13 @@ def _shipping_cost(fn: Callable[[Any], Any], items: list[Any], probed: list[Reco
 
 def _threads_speedup(
     fn: Callable[[Any], Any],
-    pairs: Iterator[tuple[int, Any]],
-    probed: list[Record],
+    source: Input,
+    probed: Batch,
     n_workers: int,
     per_item: float,
     m: dict[str, float],
 ) -> bool:
-    """Run ``n_workers`` more items at once on threads (keeping their results).
+    """Run ``n_workers`` more items at once on threads (their results join ``probed``).
 
     The GIL test is CPU time over wall time: threads that hold the GIL take
     turns, so their summed CPU time cannot exceed the wall time (ratio <= 1);
@@ -660,36 +707,41 @@ def _threads_speedup(
     count).  Unlike a speed-up, this ratio does not depend on how loaded the
     machine was while the serial probe ran.
     """
-    sample = list(itertools.islice(pairs, n_workers))
-    if len(sample) < 2:
-        probed.extend(_call(fn, i, x) for i, x in sample)
-        return False
-    results: list[Record | None] = [None] * len(sample)
-    cpu = [0.0] * len(sample)
+    indexes, items = source.take(n_workers)
+    results: list[tuple[list[Any], Failures]] = [([], {})] * len(items)
+    cpu = [0.0] * len(items)
 
     def run(k: int) -> None:
         c0 = time.thread_time()
-        results[k] = _call(fn, *sample[k])
+        results[k] = run_chunk(fn, items[k : k + 1])
         cpu[k] = time.thread_time() - c0
 
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(sample))]
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(items))]
     t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    probed.extend(r for r in results if r is not None)
+    probe_indexes, probe_values, probe_failures = probed
+    assert isinstance(probe_indexes, list)
+    for k, (v, f) in enumerate(results):
+        if f:
+            probe_failures[len(probe_values)] = f[0]
+        probe_indexes.append(indexes[k])
+        probe_values.extend(v)
+    if len(items) < 2:
+        return False
     parallelism = sum(cpu) / wall if wall > 0 else 1.0
     m["threads_cpu_parallelism"] = parallelism
-    m["threads_speedup"] = (per_item * len(sample)) / wall if wall > 0 else 1.0
+    m["threads_speedup"] = (per_item * len(items)) / wall if wall > 0 else 1.0
     return parallelism > 1.3
 
 
 # ---------------------------------------------------------------- progress
-def _with_progress(source: Iterator[Any], length: int) -> Iterator[Any]:
+def _with_progress(batches: Iterator[list[Any]], length: int) -> Iterator[list[Any]]:
     if not sys.stderr.isatty():
-        yield from source
+        yield from batches
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -704,8 +756,8 @@ def _with_progress(source: Iterator[Any], length: int) -> Iterator[Any]:
         task = bar.add_task("pmap", total=length if length >= 0 else None, rate="")
         started = time.monotonic()
         done = 0
-        for value in source:
-            done += 1
+        for batch in batches:
+            done += len(batch)
             elapsed = time.monotonic() - started
-            bar.update(task, advance=1, rate=f"{done / elapsed:,.0f}/s" if elapsed > 0 else "")
-            yield value
+            bar.update(task, advance=len(batch), rate=f"{done / elapsed:,.0f}/s" if elapsed > 0 else "")
+            yield batch

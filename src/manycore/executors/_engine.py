@@ -29,47 +29,34 @@ import itertools
 import multiprocessing
 import pickle
 import time
-import traceback
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as mp_wait
 from typing import Any
 
 from . import _serialize
+from ._batches import Batch, Failures, Input, run_chunk
 from ._contract import WorkerCrashed
 from .process import portable_exception, worker_setup
 
-#: (index, ok, value_or_exception, traceback_text)
-Record = tuple[int, bool, Any, str]
-
 _FN, _CHUNK, _STOP = 0, 1, 2
 _MAX_DEATHS_WITHOUT_PROGRESS = 3
+_IDLE, _FAST = -1, -2  # slot values besides an item position
 
 
-def _send_records(conn: Any, records: list[Record]) -> None:
-    try:
-        data = pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:
-        data = pickle.dumps([_portable_record(r) for r in records], protocol=pickle.HIGHEST_PROTOCOL)
-    conn.send_bytes(data)
-
-
-def _portable_record(record: Record) -> Record:
-    index, ok, value, tb = record
+def _portable_value(value: Any, what: str) -> Any:
+    """``value`` if it pickles; a cloudpickled wrapper if only cloudpickle can; else a PicklingError."""
     try:
         pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        return record
+        return value
     except Exception:
         pass
     try:
-        _serialize.dumps(value)  # cloudpickle output loads with plain pickle
-        return (index, ok, _Cloudpickled(_serialize.dumps(value)), tb)
+        return _Cloudpickled(_serialize.dumps(value))
     except Exception as exc:
-        what = "result" if ok else "exception"
-        error = pickle.PicklingError(f"the {what} of item {index} could not be pickled: {exc}")
-        return (index, False, error, tb)
+        return pickle.PicklingError(f"the {what} could not be pickled: {exc}")
 
 
 class _Cloudpickled:
@@ -79,8 +66,34 @@ class _Cloudpickled:
         self.data = data
 
 
+def _send(conn: Any, message: Any) -> None:
+    conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _send_chunk_result(conn: Any, values: list[Any], failures: Failures, indexes: Sequence[int]) -> None:
+    failures = {pos: (portable_exception(exc), tb) for pos, (exc, tb) in failures.items()}
+    try:
+        _send(conn, (values, failures, False))
+        return
+    except Exception:
+        pass
+    # some value does not pickle: find it, name its item, send the rest
+    for pos, value in enumerate(values):
+        if pos in failures:
+            continue
+        portable = _portable_value(value, f"result of item {indexes[pos]}")
+        if isinstance(portable, pickle.PicklingError):
+            failures[pos] = (portable, "")
+            values[pos] = None
+        else:
+            values[pos] = portable
+    for pos, (exc, tb) in list(failures.items()):
+        failures[pos] = (_portable_value(exc, f"exception of item {indexes[pos]}"), tb)
+    _send(conn, (values, failures, True))  # True: some values need unwrapping
+
+
 def worker_main(
-    conn: Any, slot: int, slot_index: Any, slot_start: Any, init_payload: bytes | None, inner: int | None
+    conn: Any, slot: int, slot_state: Any, slot_start: Any, init_payload: bytes | None, inner: int | None
 ) -> None:
     """Body of an engine worker process."""
     worker_setup(init_payload, inner)
@@ -96,38 +109,44 @@ def worker_main(
         if kind == _FN:
             fn = _serialize.loads(message[1])
             continue
-        _, indexes, payload, stream, timed = message
-        items = _serialize.loads(payload)
+        _, payload, segments, indexes, careful, timed = message
+        items = _serialize.loads_shared(payload, segments)
         assert fn is not None
-        out: list[Record] = []
-        for index, item in zip(indexes, items, strict=True):
-            # Start time first: a parent that sees the new index must not pair
-            # it with the previous item's start time.
+        if not careful:
+            # Fast path: the whole chunk in C-level map; if this worker dies
+            # now the parent re-runs the chunk carefully to find the item.
+            slot_state[slot] = _FAST
+            values, failures = run_chunk(fn, items, catch=BaseException, with_traceback_text=True)
+            slot_state[slot] = _IDLE
+            _send_chunk_result(conn, values, failures, indexes)
+            continue
+        # Careful path (task_timeout, or a re-run after a crash): one item at
+        # a time, position (and start time) in the shared slot, each result
+        # sent as soon as it exists.
+        for pos, item in enumerate(items):
             if timed:
+                # start time first: a parent that sees the new position must
+                # not pair it with the previous item's start time
                 slot_start[slot] = time.monotonic()
-            slot_index[slot] = index
-            try:
-                record: Record = (index, True, fn(item), "")
-            except BaseException as exc:
-                tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-                record = (index, False, portable_exception(exc), tb)
-            if stream:
-                _send_records(conn, [record])
-            else:
-                out.append(record)
-        slot_index[slot] = -1
-        if stream:
-            _send_records(conn, [])  # end of chunk
-        else:
-            _send_records(conn, out)
+            slot_state[slot] = pos
+            values, failures = run_chunk(fn, (item,), catch=BaseException, with_traceback_text=True)
+            slot_state[slot] = _IDLE
+            _send_chunk_result(conn, values, failures, [indexes[pos]])
 
 
 @dataclass
 class _Chunk:
-    items: list[tuple[int, Any]]
+    indexes: Sequence[int]
+    items: list[Any]
     payload: bytes
-    unreported: set[int] = field(default_factory=set)
+    meta: list[Any]
+    careful: bool
     segments: list[Any] = field(default_factory=list)
+    # positions not reported yet; None for a fast chunk (it reports all at once)
+    unreported: set[int] | None = None
+
+    def pending_positions(self) -> list[int]:
+        return list(range(len(self.items))) if self.unreported is None else sorted(self.unreported)
 
 
 @dataclass
@@ -137,7 +156,7 @@ class _Worker:
     slot: int
     fn_id: int = -1
     chunk: _Chunk | None = None
-    kill_reason: tuple[int, BaseException] | None = None
+    kill_reason: tuple[int, BaseException] | None = None  # (position, error)
 
 
 class ProcessEngine:
@@ -154,7 +173,7 @@ class ProcessEngine:
         self._ctx = mp_context or multiprocessing.get_context()
         self._init_payload = init_payload
         self._inner = inner_threads
-        self._slot_index = self._ctx.RawArray("q", workers)
+        self._slot_state = self._ctx.RawArray("q", workers)
         self._slot_start = self._ctx.RawArray("d", workers)
         self._pool: list[_Worker | None] = [None] * workers
         self._fn_ids = itertools.count()
@@ -163,10 +182,10 @@ class ProcessEngine:
     # ------------------------------------------------------------ workers
     def _spawn(self, slot: int) -> _Worker:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        self._slot_index[slot] = -1
+        self._slot_state[slot] = _IDLE
         process = self._ctx.Process(
             target=worker_main,
-            args=(child_conn, slot, self._slot_index, self._slot_start, self._init_payload, self._inner),
+            args=(child_conn, slot, self._slot_state, self._slot_start, self._init_payload, self._inner),
             name=f"manycore-worker-{slot}",
             daemon=True,
         )
@@ -190,7 +209,7 @@ class ProcessEngine:
             if worker is None:
                 continue
             try:
-                worker.conn.send_bytes(pickle.dumps((_STOP,)))
+                _send(worker.conn, (_STOP,))
             except OSError:
                 pass
         deadline = time.monotonic() + 2.0
@@ -211,90 +230,70 @@ class ProcessEngine:
     def run(
         self,
         fn: Callable[[Any], Any],
-        items: Iterator[tuple[int, Any]],
+        source: Input,
         *,
         chunksize: int,
         task_timeout: float | None = None,
         deadline: float | None = None,
         may_dispatch: Callable[[], bool] = lambda: True,
-    ) -> Iterator[Record]:
-        """Run ``fn`` over ``(index, item)`` pairs; yield records in completion order.
+    ) -> Iterator[Batch]:
+        """Run ``fn`` over the input; yield batches in completion order.
 
         The input is read only when a worker is idle, so at most
-        ``workers * chunksize`` items are in flight.  An exception raised by
-        the input iterator is re-raised after the items read before it have
-        been yielded.  ``deadline`` (``time.monotonic()`` value) raises
-        ``TimeoutError``.  Closing the generator early kills busy workers.
+        ``workers * chunksize`` items are in flight.  ``deadline``
+        (``time.monotonic()``) raises ``TimeoutError``.  Closing the
+        generator early kills the busy workers.  The caller re-raises
+        ``source.error`` once everything read has been yielded.
         """
         if self._closed:
             raise RuntimeError("cannot schedule new futures after shutdown")
         fn_id = next(self._fn_ids)
-        fn_payload = pickle.dumps((_FN, _serialize.dumps(fn)))
-        requeue: deque[list[tuple[int, Any]]] = deque()
-        input_error: BaseException | None = None
-        input_done = False
+        fn_message = pickle.dumps((_FN, _serialize.dumps(fn)))
+        requeue: deque[_Chunk] = deque()
         deaths_without_progress = 0
-        stream = task_timeout is not None
+        careful = task_timeout is not None
         busy: dict[Any, _Worker] = {}  # conn -> worker
-
-        def next_chunk() -> list[tuple[int, Any]] | None:
-            nonlocal input_done, input_error
-            if requeue:
-                return requeue.popleft()
-            if input_done:
-                return None
-            chunk: list[tuple[int, Any]] = []
-            try:
-                for pair in itertools.islice(items, chunksize):
-                    chunk.append(pair)
-            except Exception as exc:
-                input_error = exc
-                input_done = True
-            if len(chunk) < chunksize:
-                input_done = True
-            return chunk or None
 
         try:
             while True:
                 # Hand chunks to idle workers.
-                failed_pickles: list[Record] = []
                 for slot in range(self.workers):
                     worker = self._pool[slot]
                     if worker is not None and worker.chunk is not None:
                         continue
-                    # Backpressure from the consumer applies only while something
-                    # runs: with nothing busy, the item it waits for is unread.
-                    if not requeue and (input_done or (busy and not may_dispatch())):
-                        break
-                    pairs = next_chunk()
-                    if pairs is None:
-                        break
-                    chunk, bad = self._pickle_chunk(pairs)
-                    failed_pickles.extend(bad)
+                    chunk = None
+                    if requeue:
+                        chunk = requeue.popleft()
+                    elif not source.done and not (busy and not may_dispatch()):
+                        # Backpressure from the consumer applies only while something
+                        # runs: with nothing busy, the item it waits for is unread.
+                        indexes, items = source.take(chunksize)
+                        if items:
+                            chunk, bad = self._pickle_chunk(indexes, items, careful)
+                            if bad is not None:
+                                yield bad
                     if chunk is None:
-                        continue
+                        if requeue or not source.done:
+                            continue
+                        break
                     if worker is None:
                         worker = self._spawn(slot)
-                    self._send_chunk(worker, chunk, fn_id, fn_payload, stream)
+                    self._send_chunk(worker, chunk, fn_id, fn_message)
                     busy[worker.conn] = worker
-                yield from failed_pickles
 
                 if not busy:
-                    if input_done and not requeue:
-                        break
+                    if source.done and not requeue:
+                        return
                     continue
 
                 timeout = None
-                now = time.monotonic()
                 if deadline is not None:
-                    timeout = max(0.0, deadline - now)
+                    timeout = max(0.0, deadline - time.monotonic())
                 if task_timeout is not None:
                     poll = min(0.05, task_timeout / 4)
                     timeout = poll if timeout is None else min(timeout, poll)
                 sentinels = {w.process.sentinel: w for w in busy.values()}
                 ready = mp_wait([*busy, *sentinels], timeout)
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise TimeoutError("pmap did not finish within its timeout")
 
                 dead: list[_Worker] = []
                 for obj in ready:
@@ -304,26 +303,32 @@ class ProcessEngine:
                         continue
                     worker = busy[obj]
                     try:
-                        records = pickle.loads(worker.conn.recv_bytes())
+                        values, failures, wrapped = pickle.loads(worker.conn.recv_bytes())
                     except (EOFError, OSError):
                         if worker not in dead:
                             dead.append(worker)
                         continue
                     chunk = worker.chunk
                     assert chunk is not None
-                    for record in records:
-                        chunk.unreported.discard(record[0])
-                        yield self._unwrap(record)
                     deaths_without_progress = 0
-                    if not stream or not records:
-                        # the whole chunk answered (stream mode: empty end marker)
+                    if chunk.unreported is not None:
+                        # careful chunk: one item per message, in chunk order
+                        pos = min(chunk.unreported)
+                        chunk.unreported.discard(pos)
+                        yield self._batch([chunk.indexes[pos]], values, failures, wrapped)
+                    else:
+                        chunk.unreported = set()
+                        yield self._batch(chunk.indexes, values, failures, wrapped)
+                    if not chunk.unreported:
                         _serialize.release(chunk.segments)
                         worker.chunk = None
                         del busy[worker.conn]
 
                 for worker in dead:
                     busy.pop(worker.conn, None)
-                    blamed = yield from self._bury(worker, requeue)
+                    blamed, batch = self._bury(worker, requeue)
+                    if batch is not None:
+                        yield batch
                     deaths_without_progress = 0 if blamed else deaths_without_progress + 1
                     if deaths_without_progress >= _MAX_DEATHS_WITHOUT_PROGRESS:
                         exitcode = worker.process.exitcode
@@ -333,23 +338,23 @@ class ProcessEngine:
                             "is the initializer failing?"
                         )
 
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError("pmap did not finish within its timeout")
+
                 if task_timeout is not None:
                     now = time.monotonic()
                     for worker in list(busy.values()):
-                        index = self._slot_index[worker.slot]
+                        pos = self._slot_state[worker.slot]
                         chunk = worker.chunk
-                        if chunk is None or index not in chunk.unreported:
+                        if chunk is None or chunk.unreported is None or pos not in chunk.unreported:
                             continue
-                        started = self._slot_start[worker.slot]
-                        if now - started > task_timeout:
+                        if now - self._slot_start[worker.slot] > task_timeout:
                             error = TimeoutError(
-                                f"item {index} exceeded task_timeout={task_timeout:g}s; its worker "
-                                f"(pid {worker.process.pid}) was killed and replaced"
+                                f"item {chunk.indexes[pos]} exceeded task_timeout={task_timeout:g}s; its "
+                                f"worker (pid {worker.process.pid}) was killed and replaced"
                             )
-                            worker.kill_reason = (index, error)
+                            worker.kill_reason = (pos, error)
                             worker.process.kill()
-            if input_error is not None:
-                raise input_error
         finally:
             # Normal end: nothing is busy.  Early exit (error, Ctrl-C, consumer
             # stopped): kill the workers still running our chunks.
@@ -357,75 +362,96 @@ class ProcessEngine:
                 if worker.chunk is not None:
                     _serialize.release(worker.chunk.segments)
                 self._discard(worker, kill=True)
+            for chunk in requeue:
+                _serialize.release(chunk.segments)
 
-    def _pickle_chunk(self, pairs: list[tuple[int, Any]]) -> tuple[_Chunk | None, list[Record]]:
+    @staticmethod
+    def _batch(indexes: Sequence[int], values: list[Any], failures: Failures, wrapped: bool) -> Batch:
+        if not wrapped:
+            return indexes, values, failures
+        for pos, value in enumerate(values):
+            if isinstance(value, _Cloudpickled):
+                values[pos] = pickle.loads(value.data)
+        for pos, (exc, tb) in list(failures.items()):
+            if isinstance(exc, _Cloudpickled):
+                failures[pos] = (pickle.loads(exc.data), tb)
+        return indexes, values, failures
+
+    def _pickle_chunk(
+        self, indexes: Sequence[int], items: list[Any], careful: bool
+    ) -> tuple[_Chunk | None, Batch | None]:
         segments: list[Any] = []
         try:
-            payload = _serialize.dumps([item for _, item in pairs], segments)
-            return _Chunk(pairs, payload, {i for i, _ in pairs}, segments), []
+            payload, meta = _serialize.dumps_shared(items, segments)
+            unreported = set(range(len(items))) if careful else None
+            return _Chunk(indexes, items, payload, meta, careful, segments, unreported), None
         except Exception:
             _serialize.release(segments)
         # Find the culprits one by one; send the rest.
-        good: list[tuple[int, Any]] = []
-        bad: list[Record] = []
-        for index, item in pairs:
+        good_idx: list[int] = []
+        good: list[Any] = []
+        bad_idx: list[int] = []
+        failures: Failures = {}
+        for pos, item in enumerate(items):
             try:
                 _serialize.dumps(item)
-                good.append((index, item))
+                good_idx.append(indexes[pos])
+                good.append(item)
             except Exception as exc:
-                error = pickle.PicklingError(f"item {index} cannot be sent to a worker process: {exc}")
-                bad.append((index, False, error, ""))
+                error = pickle.PicklingError(f"item {indexes[pos]} cannot be sent to a worker process: {exc}")
+                failures[len(bad_idx)] = (error, "")
+                bad_idx.append(indexes[pos])
+        bad: Batch = (bad_idx, [None] * len(bad_idx), failures)
         if not good:
             return None, bad
-        chunk, more_bad = self._pickle_chunk(good)
-        return chunk, bad + more_bad
+        chunk, _ = self._pickle_chunk(good_idx, good, careful)
+        return chunk, bad
 
-    def _send_chunk(
-        self, worker: _Worker, chunk: _Chunk, fn_id: int, fn_payload: bytes, stream: bool
-    ) -> None:
+    def _send_chunk(self, worker: _Worker, chunk: _Chunk, fn_id: int, fn_message: bytes) -> None:
         if worker.fn_id != fn_id:
-            worker.conn.send_bytes(fn_payload)
+            worker.conn.send_bytes(fn_message)
             worker.fn_id = fn_id
-        indexes = [i for i, _ in chunk.items]
-        message = (_CHUNK, indexes, chunk.payload, stream, stream)
+        message = (_CHUNK, chunk.payload, chunk.meta, chunk.indexes, chunk.careful, chunk.careful)
         worker.chunk = chunk
         worker.kill_reason = None
-        worker.conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+        _send(worker.conn, message)
 
-    @staticmethod
-    def _unwrap(record: Record) -> Record:
-        value = record[2]
-        if isinstance(value, _Cloudpickled):
-            return (record[0], record[1], pickle.loads(value.data), record[3])
-        return record
-
-    def _bury(self, worker: _Worker, requeue: deque[list[tuple[int, Any]]]) -> Generator[Record, None, bool]:
-        """A busy worker died: blame its current item, re-queue the rest.  Returns whether an item was blamed."""
+    def _bury(self, worker: _Worker, requeue: deque[_Chunk]) -> tuple[bool, Batch | None]:
+        """A busy worker died: blame its current item, re-queue the rest (carefully)."""
         worker.process.join(timeout=5)
         exitcode = worker.process.exitcode
         chunk = worker.chunk
         blamed = False
+        batch: Batch | None = None
         if chunk is not None:
-            current = self._slot_index[worker.slot]
+            state = self._slot_state[worker.slot]
+            pending = set(chunk.pending_positions())
             if worker.kill_reason is not None:
-                index, error = worker.kill_reason
-                chunk.unreported.discard(index)
+                pos, error = worker.kill_reason
+                pending.discard(pos)
                 blamed = True
-                yield (index, False, error, "")
-            elif current in chunk.unreported:
-                chunk.unreported.discard(current)
+                batch = ([chunk.indexes[pos]], [None], {0: (error, "")})
+            elif state >= 0 and state in pending:
+                pending.discard(state)
                 blamed = True
-                error = WorkerCrashed(
+                index = chunk.indexes[state]
+                crash = WorkerCrashed(
                     f"worker process (pid {worker.process.pid}) {WorkerCrashed.describe_exit(exitcode)} "
-                    f"while running item {current}",
-                    index=current,
+                    f"while running item {index}",
+                    index=index,
                     pid=worker.process.pid,
                     exitcode=exitcode,
                 )
-                yield (current, False, error, "")
-            rest = [(i, item) for i, item in chunk.items if i in chunk.unreported]
+                batch = ([index], [None], {0: (crash, "")})
+            rest = sorted(pending)
             if rest:
-                requeue.appendleft(rest)
+                # Re-run what was not reported one item at a time, so that if
+                # the crash comes back it is pinned on its item.
+                indexes = [chunk.indexes[p] for p in rest]
+                items = [chunk.items[p] for p in rest]
+                again, _ = self._pickle_chunk(indexes, items, careful=True)
+                if again is not None:
+                    requeue.appendleft(again)
             _serialize.release(chunk.segments)
         self._discard(worker, kill=True)
-        return blamed
+        return blamed, batch

@@ -2,23 +2,22 @@
 
 * Functions, lambdas and closures are pickled with cloudpickle, so anything
   defined interactively or inside a function can run in a worker process.
-* NumPy arrays of at least :data:`SHARED_MEMORY_MIN_BYTES` are not copied
-  through the pipe: the parent copies them once into a
-  ``multiprocessing.shared_memory`` segment and the worker maps that segment
-  (copy-on-write, so a task that mutates its input behaves as with pickling).
+* Buffers (NumPy arrays, ...) of at least :data:`SHARED_MEMORY_MIN_BYTES` are
+  not copied through the pipe: pickle protocol 5 hands them out of band, the
+  parent copies them once into a ``multiprocessing.shared_memory`` segment and
+  the worker maps that segment (copy-on-write, so a task that mutates its
+  input behaves as with pickling).
   The parent releases every segment of a task when the task is done, failed,
   timed out or its worker died (:func:`release`).
 """
 
 from __future__ import annotations
 
-import io
 import mmap
 import os
 import pickle
-import sys
 from multiprocessing import shared_memory
-from typing import Any
+from typing import Any, cast
 
 import cloudpickle
 
@@ -28,41 +27,63 @@ SHARED_MEMORY_MIN_BYTES = 1 << 20
 _DEV_SHM = "/dev/shm"
 
 
-class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
-    def __init__(self, file: io.BytesIO, segments: list[shared_memory.SharedMemory] | None) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self._segments = segments
-
-    def reducer_override(self, obj: Any) -> Any:
-        if self._segments is not None:
-            np = sys.modules.get("numpy")
-            if (
-                np is not None
-                and type(obj) is np.ndarray
-                and obj.nbytes >= SHARED_MEMORY_MIN_BYTES
-                and not obj.dtype.hasobject
-            ):
-                return self._share(np, obj)
-        return super().reducer_override(obj)
-
-    def _share(self, np: Any, array: Any) -> Any:
-        shm = shared_memory.SharedMemory(create=True, size=array.nbytes)
-        self._segments.append(shm)  # type: ignore[union-attr]
-        view = np.ndarray(array.shape, dtype=array.dtype, buffer=shm.buf)
-        view[...] = array
-        del view  # no export may outlive the copy: close() needs the buffer free
-        return _attach_array, (shm.name, array.shape, array.dtype.str, array.nbytes)
-
-
-def dumps(obj: Any, segments: list[shared_memory.SharedMemory] | None = None) -> bytes:
-    """cloudpickle ``obj``; with ``segments`` (a list), big arrays go to shared memory."""
-    buffer = io.BytesIO()
-    _Pickler(buffer, segments).dump(obj)
-    return buffer.getvalue()
+def dumps(obj: Any) -> bytes:
+    """``obj`` as bytes: the C pickler when it can, cloudpickle (lambdas, closures) otherwise."""
+    try:
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return cast(bytes, cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def loads(data: bytes) -> Any:
     return pickle.loads(data)
+
+
+Segment = tuple[str, int]  # (shared memory name, bytes)
+
+
+def dumps_shared(obj: Any, segments: list[shared_memory.SharedMemory]) -> tuple[bytes, list[Segment]]:
+    """Pickle ``obj`` with buffers of >= SHARED_MEMORY_MIN_BYTES moved to shared memory.
+
+    Pickle protocol 5 hands every contiguous buffer (NumPy arrays, bytes-like
+    objects supporting it) to a callback: small ones stay in the stream, big
+    ones are copied once into a new segment (appended to ``segments``, which
+    the caller releases) and sent out of band.  No Python code runs per
+    object, so plain data pickles at C speed.
+    """
+    for pickler in (pickle.dumps, cloudpickle.dumps):
+        created = len(segments)
+        meta: list[Segment] = []
+        try:
+            data = pickler(obj, protocol=5, buffer_callback=_mover(segments, meta))
+            return cast(bytes, data), meta
+        except Exception:
+            extra = segments[created:]
+            del segments[created:]
+            release(extra)
+            if pickler is cloudpickle.dumps:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _mover(segments: list[shared_memory.SharedMemory], meta: list[Segment]) -> Any:
+    def move(buffer: pickle.PickleBuffer) -> bool:
+        raw = buffer.raw()
+        if raw.nbytes < SHARED_MEMORY_MIN_BYTES:
+            return True  # in band
+        shm = shared_memory.SharedMemory(create=True, size=raw.nbytes)
+        segments.append(shm)
+        view = cast(memoryview, shm.buf)
+        view[: raw.nbytes] = raw
+        meta.append((shm.name, raw.nbytes))
+        return False
+
+    return move
+
+
+def loads_shared(data: bytes, meta: list[Segment]) -> Any:
+    """Worker side of :func:`dumps_shared`: buffers map the segments copy-on-write."""
+    return pickle.loads(data, buffers=[_map_segment(name, size) for name, size in meta])
 
 
 def release(segments: list[shared_memory.SharedMemory]) -> None:
@@ -82,19 +103,15 @@ def release(segments: list[shared_memory.SharedMemory]) -> None:
 _attached: list[Any] = []  # fallback path: keep SharedMemory objects alive in the worker
 
 
-def _attach_array(name: str, shape: tuple[int, ...], dtype: str, nbytes: int) -> Any:
-    """Worker side: a copy-on-write NumPy view of a shared segment."""
-    import numpy as np
-
+def _map_segment(name: str, size: int) -> memoryview:
     path = os.path.join(_DEV_SHM, name.lstrip("/"))
     if os.path.exists(path):
         # Map the segment directly: no resource-tracker registration in the
         # worker (which would unlink or warn about the parent's segment).
+        # ACCESS_COPY: a task that writes to its input changes only its copy.
         with open(path, "rb") as f:
-            mapped = mmap.mmap(f.fileno(), nbytes, access=mmap.ACCESS_COPY)
-        return np.frombuffer(
-            mapped, dtype=np.dtype(dtype), count=int(np.prod(shape, dtype=np.int64))
-        ).reshape(shape)
+            mapped = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY)
+        return memoryview(mapped)
     shm = shared_memory.SharedMemory(name=name)  # pragma: no cover - platforms without /dev/shm
     _attached.append(shm)
-    return np.ndarray(shape, dtype=np.dtype(dtype), buffer=shm.buf).copy()
+    return cast(memoryview, shm.buf)[:size]

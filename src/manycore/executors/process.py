@@ -89,8 +89,8 @@ def portable_exception(exc: BaseException) -> BaseException:
     return exc
 
 
-def _run_payload(payload: bytes) -> Any:
-    fn, args, kwargs = _serialize.loads(payload)
+def _run_payload(payload: bytes, segments: list[_serialize.Segment]) -> Any:
+    fn, args, kwargs = _serialize.loads_shared(payload, segments)
     try:
         return fn(*args, **kwargs)
     except BaseException as exc:
@@ -153,7 +153,7 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
         segments: list[Any] = []
         try:
-            payload = _serialize.dumps((fn, args, kwargs), segments)
+            payload, meta = _serialize.dumps_shared((fn, args, kwargs), segments)
         except Exception as exc:
             _serialize.release(segments)
             if self._shutdown_thread or self._broken:
@@ -162,7 +162,7 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
             failed.set_exception(_pickling_error(fn, args, kwargs, exc))
             return failed
         try:
-            future: Future[R] = super().submit(_run_payload, payload)
+            future: Future[R] = super().submit(_run_payload, payload, meta)
         except BaseException:
             _serialize.release(segments)
             raise

@@ -1,0 +1,816 @@
+"""The Python face shared by the ctypes, cffi and Cython bindings of the core.
+
+``manycore.native`` validates arguments partly in Python (``native.py``) and
+partly in C (``_native.c``: buffer format, contiguity, alignment, lengths,
+aliasing, pool state).  The other bindings reach the same C functions without
+that C layer, so this module is a line-by-line port of it, written once: every
+binding gets the same checks **in the same order**, hence the same exception
+type and message for the same bad input, through the shared
+``manycore._errors`` table and ``manycore._validate`` checks.
+
+A binding supplies a small :class:`Backend` (pool handles, one call per
+kernel, pointers its own way) and a :class:`PoolBase` subclass; :class:`Face`
+turns that into the public functions.  The backends never import each other.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import operator
+import os
+import sys
+import threading
+from _ctypes import CFuncPtr as _CFuncPtr
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from .. import _errors
+from .._validate import as_int, buffer_view, check_int, check_range, check_threads, format_char
+
+__all__ = [
+    "GIL_RELEASE_MIN_WORK",
+    "POOL_MIN_WORK",
+    "SCHEDULES",
+    "Backend",
+    "Buf",
+    "CallbackState",
+    "Exec",
+    "Face",
+    "Number",
+    "PoolBase",
+    "Task",
+    "get_buffer",
+    "scalar_value",
+]
+
+Number = int | float
+
+# Same thresholds as src/manycore/_native.c (a test checks they agree): below
+# GIL_RELEASE_MIN_WORK element operations nobody polls for Ctrl-C, below
+# POOL_MIN_WORK a kernel runs serially in the calling thread.  Results never
+# depend on either.
+GIL_RELEASE_MIN_WORK = 16384.0
+POOL_MIN_WORK = 131072.0
+
+SIZE_MAX = 2 ** (8 * ctypes.sizeof(ctypes.c_size_t)) - 1
+SUM_OF_SQUARES_MAX_N = 2**42
+COUNT_PRIMES_MAX_N = 2**48
+SCHEDULES = {"static": 0, "dynamic": 1}
+
+# enum mc_dtype
+I8, U8, I16, U16, I32, U32, I64, U64, F32, F64 = range(10)
+_ITEMSIZE = {I8: 1, U8: 1, I16: 2, U16: 2, I32: 4, U32: 4, I64: 8, U64: 8, F32: 4, F64: 8}
+_NATIVE_PREFIXES = ("@", "=", "<") if sys.byteorder == "little" else ("@", "=", ">", "!")
+
+
+# ================================================================ buffers
+def _parse_format(fmt: str, itemsize: int) -> int:
+    """Port of parse_format in _native.c: mc_dtype code or -1."""
+    if fmt[:1] in _NATIVE_PREFIXES:
+        fmt = fmt[1:]
+    if len(fmt) != 1:
+        return -1
+    table = {
+        "b": I8,
+        "B": U8,
+        "h": I16,
+        "H": U16,
+        "i": I32,
+        "I": U32,
+        "l": I64 if itemsize == 8 else I32,
+        "L": U64 if itemsize == 8 else U32,
+        "q": I64,
+        "Q": U64,
+        "f": F32,
+        "d": F64,
+    }
+    dt = table.get(fmt, -1)
+    return dt if dt >= 0 and _ITEMSIZE[dt] == itemsize else -1
+
+
+_TP_NAME_OFFSET = object.__basicsize__ + ctypes.sizeof(ctypes.c_ssize_t)  # after PyVarObject_HEAD
+_check_buffer = ctypes.pythonapi.PyObject_CheckBuffer
+_check_buffer.argtypes = [ctypes.py_object]
+_check_buffer.restype = ctypes.c_int
+
+
+def type_name(tp: type) -> str:
+    """``Py_TYPE(obj)->tp_name``, as the C extension puts it in its messages.
+
+    It differs from ``tp.__name__`` for static C types outside builtins
+    (``decimal.Decimal``); read from the type object on CPython.
+    """
+    if sys.implementation.name == "cpython":
+        raw = ctypes.c_char_p.from_address(id(tp) + _TP_NAME_OFFSET).value
+        if raw:
+            return raw.decode("utf-8", "replace")
+    return tp.__name__
+
+
+@dataclass
+class Buf:
+    """A validated buffer argument, held (exported) while this object lives."""
+
+    view: memoryview  # the exporter's view (shape, format)
+    raw: memoryview  # the same memory as 1-D unsigned bytes
+    dtype: int
+    n: int  # elements
+    format: str  # view.format, for messages
+    address: int
+    readonly: bool
+
+    @property
+    def nbytes(self) -> int:
+        return self.raw.nbytes
+
+
+def _address(raw: memoryview) -> int:
+    if raw.nbytes == 0:
+        return 0
+    arr: np.ndarray[Any, Any] = np.frombuffer(raw, dtype=np.uint8)
+    return int(arr.__array_interface__["data"][0])
+
+
+def get_buffer(obj: object, name: str, writable: bool = False) -> Buf:
+    """Port of buf_get in _native.c (same checks, same order, same messages)."""
+    try:
+        view = memoryview(obj)  # type: ignore[arg-type]  # PyBUF_FULL_RO, like the extension
+    except TypeError:
+        if _check_buffer(obj):
+            raise  # an exporter that failed: its own error, as in the extension
+        _errors.raise_argument(_errors.ARG_NOT_BUFFER, name, type_name(type(obj)))
+    if not view.c_contiguous:
+        _errors.raise_argument(_errors.ARG_NOT_CONTIGUOUS, name, None)
+    dtype = _parse_format(view.format, view.itemsize)
+    if dtype < 0:
+        _errors.raise_argument(_errors.ARG_FORMAT, name, view.format)
+    if writable and view.readonly:
+        _errors.raise_argument(_errors.ARG_READONLY, name, None)
+    if view.nbytes == 0:
+        raw = memoryview(bytearray())  # (a view with a 0 in its shape cannot be cast)
+    elif view.ndim != 1 or view.format != "B":
+        raw = view.cast("B")
+    else:
+        raw = view
+    address = _address(raw)
+    if view.nbytes > 0 and address % view.itemsize != 0:
+        _errors.raise_argument(_errors.ARG_MISALIGNED, name, view.itemsize)
+    return Buf(view, raw, dtype, view.nbytes // view.itemsize, view.format, address, view.readonly)
+
+
+def check_length(b: Buf, name: str, expected: int) -> None:
+    if b.n != expected:
+        _errors.raise_argument(_errors.ARG_LENGTH, name, f"{b.n} elements, expected {expected}")
+
+
+def _ranges_overlap(a: Buf, b: Buf) -> bool:
+    return bool(
+        a.nbytes and b.nbytes and a.address < b.address + b.nbytes and b.address < a.address + a.nbytes
+    )
+
+
+def _as_size(value: int) -> int:
+    """Port of conv_size (PyLong_AsSize_t) for an int already known to be >= 0."""
+    if value > SIZE_MAX:
+        raise OverflowError("Python int too large to convert to C size_t")
+    return value
+
+
+def scalar_value(is_int: int, w0: int, w1: int, w2: int, f: float) -> Number:
+    """An ``mc_scalar`` as a Python number (192-bit two's complement when is_int)."""
+    if not is_int:
+        return f
+    top = w2 - (1 << 64) if w2 >> 63 else w2
+    return (top << 128) + (w1 << 64) + w0
+
+
+# ================================================================ callbacks
+class CallbackState:
+    """Runs a Python chunk body from C; keeps the first exception instead of losing it.
+
+    ctypes prints an exception raised in a callback and returns 0; cffi prints
+    it and returns the declared error value.  Either way the caller would never
+    see it.  The bindings wrap Python bodies in this object: the first
+    exception is stored (later chunks return at once) and re-raised by
+    ``parallel_for`` after the region.
+    """
+
+    __slots__ = ("_lock", "error", "fn")
+
+    def __init__(self, fn: Callable[[int, int, int], object]) -> None:
+        self.fn = fn
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, begin: int, end: int, worker: int) -> None:
+        if self.error is not None:
+            return
+        try:
+            self.fn(begin, end, worker)
+        except BaseException as exc:
+            self.record(exc)
+
+    def record(self, exc: BaseException | None) -> None:
+        """Keep ``exc`` if it is the first exception of the region."""
+        with self._lock:
+            if self.error is None and exc is not None:
+                self.error = exc
+
+
+@dataclass
+class Task:
+    """A chunk body ready for mc_parallel_for: its address and what must stay alive."""
+
+    address: int
+    keepalive: object
+    state: CallbackState | None  # set for Python bodies wrapped by the binding
+    kind: str  # "python", "ctypes", "cffi", "numba", "address"
+
+
+# ================================================================ backend contract
+@dataclass(frozen=True)
+class Exec:
+    """How a kernel runs: pool handle (None: serially), participants (0: all), poll for Ctrl-C."""
+
+    handle: Any
+    nthreads: int
+    poll: bool
+
+
+class Backend(Protocol):
+    """One way of calling the core (ctypes, cffi, Cython).  Every kernel returns a status.
+
+    When ``ex.poll`` is set the backend passes a poll function that cancels
+    the region on Ctrl-C; after MC_ECANCELED caused by it, the backend raises
+    the exception itself (KeyboardInterrupt).
+    """
+
+    name: str
+
+    def cpu_count(self) -> int: ...
+    def pool_create(self, threads: int) -> tuple[int, Any, int]: ...
+    def pool_destroy(self, handle: Any) -> None: ...
+    def pool_check(self, handle: Any) -> int: ...
+    def sum_of_squares_range(self, ex: Exec, n: int) -> tuple[int, int]: ...
+    def reduce(self, kind: str, ex: Exec, x: Buf) -> tuple[int, Number]: ...
+    def dot(self, ex: Exec, x: Buf, y: Buf) -> tuple[int, Number]: ...
+    def minmax(self, ex: Exec, x: Buf) -> tuple[int, tuple[Number, Number]]: ...
+    def histogram(self, ex: Exec, x: Buf, bins: int, lo: float, hi: float, out: Buf) -> int: ...
+    def count_primes(self, ex: Exec, n: int) -> tuple[int, int]: ...
+    def monte_carlo_pi(self, ex: Exec, samples: int, seed: int) -> tuple[int, int]: ...
+    def mandelbrot(
+        self,
+        ex: Exec,
+        width: int,
+        height: int,
+        max_iter: int,
+        bounds: tuple[float, float, float, float],
+        out: Buf,
+    ) -> int: ...
+    def matmul(self, ex: Exec, a: Buf, b: Buf, out: Buf, m: int, k: int, n: int) -> int: ...
+    def square(self, ex: Exec, x: Buf, out: Buf) -> int: ...
+    def task(self, fn: object) -> Task | None: ...
+    def python_task(self, state: CallbackState) -> Task: ...
+    def context(self, obj: object) -> tuple[int, object] | None: ...
+    def parallel_for(self, ex: Exec, task: Task, context: int, n: int, grain: int, schedule: int) -> int: ...
+    def bench_dispatch(self, ex: Exec, iterations: int) -> tuple[int, float]: ...
+
+
+# ================================================================ pools
+class PoolBase:
+    """A persistent pool of native worker threads, created through one binding.
+
+    Same contract as ``manycore.native.Pool``: ``threads`` participants
+    (``threads - 1`` workers plus the calling thread), reused across calls;
+    :meth:`close` joins the workers now, or after the kernels using the pool
+    finish; a pool from before ``fork()`` raises ``RuntimeError`` in the child.
+    """
+
+    _backend: ClassVar[Backend]
+    _qualname: ClassVar[str]
+
+    def __init__(self, threads: int | None = None) -> None:
+        self._handle: Any = None
+        n = _default_threads(self._backend) if threads is None else check_threads(threads)
+        status, handle, os_error = self._backend.pool_create(n)
+        if status != _errors.OK:
+            _errors.raise_status(status, "Pool", os_error)
+        self._handle = handle
+        self._threads = n
+        self._lock = threading.Lock()
+        self._users = 0
+        self._closing = False
+
+    @property
+    def threads(self) -> int:
+        return self._threads
+
+    @property
+    def closed(self) -> bool:
+        with self._lock:
+            return self._closing
+
+    def _acquire(self) -> Any:
+        with self._lock:
+            ok = not self._closing and self._handle is not None
+            if ok:
+                self._users += 1
+        if not ok:
+            raise RuntimeError("cannot use a closed Pool")
+        return self._handle
+
+    def _release(self) -> None:
+        to_destroy = None
+        with self._lock:
+            self._users -= 1
+            if self._closing and self._users == 0:
+                to_destroy, self._handle = self._handle, None
+        if to_destroy is not None:
+            self._backend.pool_destroy(to_destroy)
+
+    def close(self) -> None:
+        """Join the worker threads (now, or after running kernels finish). Idempotent."""
+        to_destroy = None
+        with self._lock:
+            self._closing = True
+            if self._users == 0:
+                to_destroy, self._handle = self._handle, None
+        if to_destroy is not None:
+            self._backend.pool_destroy(to_destroy)
+
+    def __enter__(self) -> PoolBase:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            self._handle = None
+            try:
+                self._backend.pool_destroy(handle)
+            except Exception:
+                pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<{self._qualname} threads={self.threads} {state}>"
+
+
+def _default_threads(backend: Backend) -> int:
+    return max(1, int(backend.cpu_count()))
+
+
+def _on_main_thread() -> bool:
+    return threading.get_ident() == threading.main_thread().ident
+
+
+# ================================================================ the face
+class Face:
+    """The public functions of one binding, over its backend and pool class."""
+
+    def __init__(self, backend: Backend, pool_cls: type[PoolBase]) -> None:
+        self.backend = backend
+        self.pool_cls = pool_cls
+        self._pools_lock = threading.Lock()
+        self._pools: dict[int, PoolBase] = {}
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forget_pools_after_fork)
+
+    # ------------------------------------------------------------ pools
+    def default_threads(self) -> int:
+        """CPUs this process may run on (affinity-aware, from the core), at least 1."""
+        return _default_threads(self.backend)
+
+    def default_pool(self, threads: int | None = None) -> PoolBase:
+        """The binding's shared pool with at least ``threads`` participants (default: one per CPU)."""
+        want = self.default_threads() if threads is None else check_threads(threads)
+        with self._pools_lock:
+            fits = [p for size, p in self._pools.items() if size >= want]
+            if fits:
+                return min(fits, key=lambda p: p.threads)
+            pool = self.pool_cls(max(want, self.default_threads()))
+            self._pools[pool.threads] = pool
+            return pool
+
+    def _forget_pools_after_fork(self) -> None:
+        self._pools_lock = threading.Lock()
+        for pool in self._pools.values():
+            pool._handle = None  # its threads exist only in the parent: never join them here
+        self._pools.clear()
+
+    def _resolve(self, threads: int | None, pool: PoolBase | None) -> tuple[PoolBase | None, int]:
+        """Port of native._resolve: (pool or None for serial, participants or 0 for all)."""
+        if pool is not None:
+            if not isinstance(pool, self.pool_cls):
+                raise TypeError(
+                    f"pool must be a {self.pool_cls._qualname} or None, not {type(pool).__name__}"
+                )
+            if threads is None:
+                return pool, 0
+            t = check_threads(threads)
+            if t > pool.threads:
+                raise ValueError(f"threads={t} is more than the pool's {pool.threads} threads")
+            return pool, t
+        if threads is None:
+            return self.default_pool(), 0
+        t = check_threads(threads)
+        if t == 1:
+            return None, 1
+        return self.default_pool(t), t
+
+    def _begin(self, pool: PoolBase | None, threads: int, work: float) -> Exec:
+        """Port of kcall_begin: claim the pool (released by :meth:`_end`) and choose the exec."""
+        handle = None
+        if pool is not None:
+            handle = pool._acquire()
+            try:
+                stale = self.backend.pool_check(handle)
+                if stale != _errors.OK:
+                    _errors.raise_status(stale, "Pool")
+                if threads > pool.threads:
+                    raise ValueError(f"threads={threads} is more than the pool's {pool.threads} threads")
+            except BaseException:
+                pool._release()
+                raise
+        poll = work >= GIL_RELEASE_MIN_WORK and _on_main_thread()
+        if work >= POOL_MIN_WORK and pool is not None and threads != 1:
+            return Exec(handle, threads, poll)
+        return Exec(None, 0, poll)
+
+    @staticmethod
+    def _end(pool: PoolBase | None, status: int, context: str) -> None:
+        if pool is not None:
+            pool._release()
+        if status != _errors.OK:
+            _errors.raise_status(status, context)
+
+    # ------------------------------------------------------------ reductions
+    def sum_of_squares(self, x: Any, *, threads: int | None = None, pool: PoolBase | None = None) -> Number:
+        """``sum(i*i for i in range(x))`` for an int (exact up to 2**42), or of the squares of a buffer."""
+        if isinstance(x, bool):
+            raise TypeError("n must be an int, not bool")
+        try:
+            n = operator.index(x)
+        except TypeError:
+            p, t = self._resolve(threads, pool)
+            return self._reduce("sum_of_squares", x, p, t)
+        n = check_int(n, "n", minimum=0, maximum=SUM_OF_SQUARES_MAX_N, too_big=OverflowError)
+        p, t = self._resolve(threads, pool)
+        ex = self._begin(p, t, float(n))
+        status, value = _errors.OK, 0
+        try:
+            status, value = self.backend.sum_of_squares_range(ex, n)
+        finally:
+            self._end(p, status, "sum_of_squares")
+        return value
+
+    def _reduce(self, kind: str, x: Any, p: PoolBase | None, t: int) -> Number:
+        xb = get_buffer(x, "x")
+        ex = self._begin(p, t, float(xb.n))
+        status, value = _errors.OK, 0.0
+        try:
+            status, value = self.backend.reduce(kind, ex, xb)
+        finally:
+            self._end(p, status, kind)
+        return value
+
+    def sum(self, x: Any, *, threads: int | None = None, pool: PoolBase | None = None) -> Number:
+        """Sum of the elements of buffer ``x``: exact int for integer formats, float otherwise."""
+        p, t = self._resolve(threads, pool)
+        return self._reduce("sum", x, p, t)
+
+    def dot(self, x: Any, y: Any, *, threads: int | None = None, pool: PoolBase | None = None) -> Number:
+        """``sum(a*b for a, b in zip(x, y))`` over two buffers of the same format and length."""
+        p, t = self._resolve(threads, pool)
+        xb = get_buffer(x, "x")
+        yb = get_buffer(y, "y")
+        if xb.dtype != yb.dtype:
+            _errors.raise_argument(
+                _errors.ARG_FORMAT_MISMATCH, "dot", f"x is '{xb.format}', y is '{yb.format}'"
+            )
+        check_length(yb, "y", xb.n)
+        ex = self._begin(p, t, 2.0 * xb.n)
+        status, value = _errors.OK, 0.0
+        try:
+            status, value = self.backend.dot(ex, xb, yb)
+        finally:
+            self._end(p, status, "dot")
+        return value
+
+    def minmax(
+        self, x: Any, *, threads: int | None = None, pool: PoolBase | None = None
+    ) -> tuple[Number, Number]:
+        """``(min(x), max(x))`` of a non-empty buffer; any NaN makes both NaN."""
+        p, t = self._resolve(threads, pool)
+        xb = get_buffer(x, "x")
+        if xb.n == 0:
+            del xb
+            _errors.raise_argument(_errors.ARG_EMPTY, "x", "minmax needs at least one element")
+        ex = self._begin(p, t, float(xb.n))
+        status, value = _errors.OK, (0.0, 0.0)
+        try:
+            status, value = self.backend.minmax(ex, xb)
+        finally:
+            self._end(p, status, "minmax")
+        return value
+
+    def histogram(
+        self,
+        x: Any,
+        bins: int,
+        lo: float,
+        hi: float,
+        *,
+        out: Any = None,
+        threads: int | None = None,
+        pool: PoolBase | None = None,
+    ) -> Any:
+        """Counts of ``x`` in ``bins`` equal-width bins over ``[lo, hi]`` (see manycore.native.histogram)."""
+        nbins = check_int(bins, "bins", minimum=1)
+        a, b = check_range(lo, hi)
+        p, t = self._resolve(threads, pool)
+        result = np.empty(nbins, dtype=np.int64) if out is None else out
+        _as_size(nbins)
+        xb = get_buffer(x, "x")
+        ob = get_buffer(result, "out", writable=True)
+        if ob.dtype != I64:
+            _errors.raise_argument(_errors.ARG_FORMAT, "out", ob.format)
+        check_length(ob, "out", nbins)
+        ex = self._begin(p, t, float(xb.n))
+        status = _errors.OK
+        try:
+            status = self.backend.histogram(ex, xb, nbins, a, b, ob)
+        finally:
+            self._end(p, status, "histogram")
+        return result
+
+    # ------------------------------------------------------------ compute
+    def count_primes(self, n: int, *, threads: int | None = None, pool: PoolBase | None = None) -> int:
+        """Number of primes ``p < n`` (segmented sieve)."""
+        v = check_int(n, "n", minimum=0, maximum=COUNT_PRIMES_MAX_N)
+        p, t = self._resolve(threads, pool)
+        ex = self._begin(p, t, float(v))
+        status, value = _errors.OK, 0
+        try:
+            status, value = self.backend.count_primes(ex, v)
+        finally:
+            self._end(p, status, "count_primes")
+        return value
+
+    def monte_carlo_pi(
+        self, samples: int, seed: int = 0, *, threads: int | None = None, pool: PoolBase | None = None
+    ) -> float:
+        """Estimate pi from ``samples`` counter-based points; depends only on ``(samples, seed)``."""
+        s = check_int(samples, "samples", minimum=1, maximum=2**62)
+        sd = check_int(seed, "seed", minimum=0, maximum=2**64 - 1)
+        p, t = self._resolve(threads, pool)
+        ex = self._begin(p, t, 4.0 * s)
+        status, hits = _errors.OK, 0
+        try:
+            status, hits = self.backend.monte_carlo_pi(ex, s, sd)
+        finally:
+            self._end(p, status, "monte_carlo_pi")
+        return 4.0 * hits / s
+
+    def mandelbrot(
+        self,
+        width: int,
+        height: int,
+        max_iter: int = 256,
+        bounds: Sequence[float] = (-2.0, 1.0, -1.5, 1.5),
+        *,
+        out: Any = None,
+        threads: int | None = None,
+        pool: PoolBase | None = None,
+    ) -> Any:
+        """Escape-time counts on a ``height x width`` grid; a ``(height, width)`` uint32 array."""
+        w = check_int(width, "width", minimum=0)
+        h = check_int(height, "height", minimum=0)
+        it = check_int(max_iter, "max_iter", minimum=0, maximum=2**32 - 1)
+        try:
+            xmin, xmax, ymin, ymax = bounds
+        except (TypeError, ValueError):
+            raise ValueError("bounds must be (xmin, xmax, ymin, ymax)") from None
+        x0, x1 = check_range(xmin, xmax, "xmin", "xmax")
+        y0, y1 = check_range(ymin, ymax, "ymin", "ymax")
+        p, t = self._resolve(threads, pool)
+        result = np.empty((h, w), dtype=np.uint32) if out is None else out
+        _as_size(w)
+        _as_size(h)
+        ob = get_buffer(result, "out", writable=True)
+        if ob.dtype not in (U32, I32):
+            _errors.raise_argument(_errors.ARG_FORMAT, "out", ob.format)
+        if h != 0 and w > SIZE_MAX // h:
+            raise OverflowError("width * height does not fit in memory")
+        check_length(ob, "out", w * h)
+        ex = self._begin(p, t, float(w) * float(h) * (it if it else 1) / 4.0)
+        status = _errors.OK
+        try:
+            status = self.backend.mandelbrot(ex, w, h, it, (x0, x1, y0, y1), ob)
+        finally:
+            self._end(p, status, "mandelbrot")
+        return result
+
+    def matmul(
+        self, a: Any, b: Any, *, out: Any = None, threads: int | None = None, pool: PoolBase | None = None
+    ) -> Any:
+        """``a @ b`` for C-contiguous 2-D float64 buffers (blocked, deterministic)."""
+        va, vb = buffer_view(a, "a"), buffer_view(b, "b")
+        for name, v in (("a", va), ("b", vb)):
+            if v.ndim != 2:
+                _errors.raise_argument(_errors.ARG_NDIM, name, f"expected 2 dimensions, got {v.ndim}")
+        m, k = va.shape  # type: ignore[misc]
+        k2, n = vb.shape  # type: ignore[misc]
+        if k != k2:
+            _errors.raise_argument(_errors.ARG_NDIM, "b", f"a is {m}x{k} but b is {k2}x{n}")
+        p, t = self._resolve(threads, pool)
+        result = np.empty((m, n), dtype=np.float64) if out is None else out
+        ab = get_buffer(a, "a")
+        bb = get_buffer(b, "b")
+        cb = get_buffer(result, "out", writable=True)
+        for name, buf in (("a", ab), ("b", bb), ("out", cb)):
+            if buf.dtype != F64:
+                _errors.raise_argument(_errors.ARG_FORMAT, name, buf.format)
+        if (k and m > SIZE_MAX // k) or (n and k > SIZE_MAX // n) or (n and m > SIZE_MAX // n):
+            raise OverflowError("matmul dimensions do not fit in memory")
+        check_length(ab, "a", m * k)
+        check_length(bb, "b", k * n)
+        check_length(cb, "out", m * n)
+        if _ranges_overlap(cb, ab) or _ranges_overlap(cb, bb):
+            _errors.raise_argument(_errors.ARG_OVERLAP, "out", "it shares memory with a or b")
+        ex = self._begin(p, t, float(m) * float(k) * float(n))
+        status = _errors.OK
+        try:
+            status = self.backend.matmul(ex, ab, bb, cb, m, k, n)
+        finally:
+            self._end(p, status, "matmul")
+        return result
+
+    _SQUARE_OUT: ClassVar[dict[str, str]] = {c: ("q" if c in "bhilq" else "Q") for c in "bBhHiIlLqQ"} | {
+        "f": "f",
+        "d": "d",
+    }
+
+    def square(
+        self, x: Any, *, out: Any = None, threads: int | None = None, pool: PoolBase | None = None
+    ) -> Any:
+        """Elementwise ``x * x``; integer squares that do not fit raise ``OverflowError``."""
+        p, t = self._resolve(threads, pool)
+        if out is None:
+            view = buffer_view(x, "x")
+            out = np.empty(view.shape, dtype=np.dtype(self._SQUARE_OUT[format_char(view, "x")]))
+        xb = get_buffer(x, "x")
+        ob = get_buffer(out, "out", writable=True)
+        check_length(ob, "out", xb.n)
+        x_is_int = xb.dtype <= U64
+        if not (ob.dtype == xb.dtype or ob.dtype == F64 or (x_is_int and ob.dtype in (I64, U64))):
+            extra = ", int64 or uint64" if x_is_int else ""
+            _errors.raise_argument(
+                _errors.ARG_FORMAT_MISMATCH,
+                "out",
+                f"'{ob.format}' for input '{xb.format}'; use the input's format, float64{extra}",
+            )
+        if _ranges_overlap(xb, ob) and not (
+            xb.address == ob.address and xb.view.itemsize == ob.view.itemsize
+        ):
+            _errors.raise_argument(
+                _errors.ARG_OVERLAP, "out", "it partly overlaps x (only exact in-place use is allowed)"
+            )
+        ex = self._begin(p, t, float(xb.n))
+        status = _errors.OK
+        try:
+            status = self.backend.square(ex, xb, ob)
+        finally:
+            self._end(p, status, "square")
+        return out
+
+    # ------------------------------------------------------------ parallel_for
+    def _context(self, context: object) -> tuple[int, object]:
+        if context is None:
+            return 0, None
+        handled = self.backend.context(context)
+        if handled is not None:
+            return handled
+        if isinstance(context, int) and not isinstance(context, bool):
+            return check_int(context, "context", minimum=0), None
+        try:
+            return ctypes.addressof(context), context  # type: ignore[arg-type]
+        except TypeError:
+            pass
+        try:
+            buf = get_buffer(context, "context")
+        except TypeError:
+            raise TypeError(
+                "context must be None, an int address, a ctypes object, a cffi pointer or a "
+                f"buffer (numpy array, bytearray, ...), not {type(context).__name__}"
+            ) from None
+        return buf.address, buf
+
+    def parallel_for(
+        self,
+        fn: Any,
+        n: int,
+        context: object = None,
+        grain: int = 0,
+        *,
+        schedule: str = "static",
+        threads: int | None = None,
+        pool: PoolBase | None = None,
+    ) -> None:
+        """Run ``fn`` over ``[0, n)`` in chunks on the native pool (see manycore.ffi.parallel_for)."""
+        count = check_int(n, "n", minimum=0)
+        g = check_int(grain, "grain", minimum=0)
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be 'static' or 'dynamic', got {schedule!r}")
+        task = self._task(fn)
+        ctx, ctx_keepalive = self._context(context)
+        p, t = self._resolve(threads, pool)
+        # Always on the pool with the GIL released, as in the extension: a
+        # Python body needs the GIL itself.
+        ex = self._begin(p, t, POOL_MIN_WORK)
+        status = _errors.OK
+        try:
+            status = self.backend.parallel_for(ex, task, ctx, count, g, SCHEDULES[schedule])
+        finally:
+            if p is not None:
+                p._release()
+        del ctx_keepalive
+        if task.state is not None and task.state.error is not None:
+            error, task.state.error = task.state.error, None
+            raise error
+        if status != _errors.OK:
+            _errors.raise_status(status, "parallel_for")
+
+    def _task(self, fn: object) -> Task:
+        task = self.backend.task(fn)  # the binding's own function pointers (cffi cdata)
+        if task is None:
+            task = _generic_task(fn)  # int addresses, ctypes function pointers, Numba cfuncs
+        if task is None:
+            if not callable(fn):
+                raise TypeError(
+                    "fn must be a Python callable fn(begin, end, worker), a ctypes or cffi function "
+                    "pointer of type mc_task_fn, a Numba @cfunc or an int address, "
+                    f"not {type(fn).__name__}"
+                )
+            task = self.backend.python_task(CallbackState(fn))
+        return task
+
+    def bench_dispatch(
+        self, iterations: int = 100_000, *, threads: int | None = None, pool: PoolBase | None = None
+    ) -> float:
+        """Mean seconds per empty parallel region (wake, run, join), measured in C."""
+        its = check_int(iterations, "iterations", minimum=1)
+        p, t = self._resolve(threads, pool)
+        ex = self._begin(p, t, POOL_MIN_WORK)
+        ex = Exec(ex.handle, ex.nthreads, False)  # measure dispatch alone
+        status, value = _errors.OK, 0.0
+        try:
+            status, value = self.backend.bench_dispatch(ex, its)
+        finally:
+            self._end(p, status, "bench_dispatch")
+        return value
+
+
+_TASK_SIZES = [ctypes.sizeof(t) for t in (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_uint)]
+_TASK_SIGNATURE = "void (*)(void *ctx, size_t begin, size_t end, unsigned worker)  (mc_task_fn)"
+
+
+def _ctypes_signature_ok(argtypes: Any, restype: Any) -> bool:
+    got = list(argtypes or [])
+    if len(got) != 4 or restype is not None:
+        return False
+    if [ctypes.sizeof(a) for a in got] != _TASK_SIZES:
+        return False
+    return got[0] in (ctypes.c_void_p, ctypes.c_char_p) or hasattr(got[0], "contents")
+
+
+def _generic_task(fn: object) -> Task | None:
+    """Compiled bodies every binding accepts: int address, ctypes function pointer, Numba @cfunc."""
+    if isinstance(fn, int) and not isinstance(fn, bool):
+        addr = as_int(fn, "fn")
+        if addr <= 0:
+            raise ValueError(f"fn must be a nonzero function address, got {addr}")
+        return Task(addr, None, None, "address")
+    if isinstance(fn, _CFuncPtr):
+        if not _ctypes_signature_ok(fn.argtypes, fn.restype):
+            raise TypeError(f"a ctypes function pointer body must have the signature {_TASK_SIGNATURE}")
+        address = ctypes.cast(fn, ctypes.c_void_p).value
+        if not address:
+            raise ValueError("fn is a NULL ctypes function pointer")
+        return Task(address, fn, None, "ctypes")
+    address = getattr(fn, "address", None)
+    cfn = getattr(fn, "ctypes", None)
+    if isinstance(address, int) and cfn is not None and hasattr(fn, "native_name"):
+        # A Numba cfunc (duck-typed: numba is an optional extra, never imported here).
+        if not _ctypes_signature_ok(getattr(cfn, "argtypes", None), getattr(cfn, "restype", None)):
+            raise TypeError(
+                "a Numba cfunc body must have the signature void(voidptr, uintp, uintp, uint32) "
+                "(mc_task_fn: ctx, begin, end, worker)"
+            )
+        return Task(address, fn, None, "numba")
+    return None
