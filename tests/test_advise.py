@@ -63,7 +63,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_prints_recommendation_and_snippet() -> None:
-    proc = run_cli("advise_targets:python_loop", "--sample-args", "[300000, 300000, 300000, 300000]")
+    proc = run_cli(
+        "advise_targets:python_loop", "--sample-args", "[400000, 400000, 400000, 400000, 400000, 400000]"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "classification: cpu-bound-python" in proc.stdout
     assert "recommended: processes" in proc.stdout

@@ -8,12 +8,13 @@ Steps, all measured on this machine:
 
    * ``io-bound``: it mostly waits (CPU/wall < 0.3) -> threads or asyncio;
    * ``gil-releasing``: CPU-bound, but threads accumulate CPU time in
-     parallel (> 1.3) -> threads (or the native runtime);
+     parallel (> 1.2; threads holding the GIL stay <= 1) -> threads (or the native runtime);
    * ``cpu-bound-python``: CPU-bound and the GIL serialises threads -> processes.
 
 3. **Try** the candidate backends on the sample through ``pmap`` (warm
-   executors, so start-up is not counted) and recommend the fastest, with its
-   measured speed-up over serial and the code to use it.
+   executors, best of two runs, so start-up is not counted; the sample is run
+   several times, so ``fn`` should not have side effects) and recommend the
+   fastest, with its measured speed-up over serial and the code to use it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import cProfile
 import importlib
 import io
+import math
 import pickle
 import pstats
 import threading
@@ -134,7 +136,7 @@ def _noop(x: Any) -> Any:
 def classify(cpu_to_wall: float, thread_parallelism: float) -> str:
     if cpu_to_wall < 0.3:
         return "io-bound"
-    if thread_parallelism > 1.3:
+    if thread_parallelism > 1.2:
         return "gil-releasing"
     return "cpu-bound-python"
 
@@ -174,18 +176,27 @@ def advise(
     except Exception:
         pass
     for backend in candidates:
-        options: dict[str, Any] = {"max_workers": n_workers if backend == "processes" else max(n_workers, 8)}
+        # waiting work overlaps on many threads; CPU work on one per core
+        threads = max(n_workers, 8) if kind == "io-bound" else n_workers
+        options: dict[str, Any] = {"max_workers": n_workers if backend == "processes" else threads}
         with get_executor(backend, **options) as executor:
-            # warm: start every worker outside the timing
-            list(pmap(_noop, range(4 * n_workers), executor=executor, chunksize=1))
-            t0 = time.perf_counter()
-            list(pmap(fn, items, executor=executor, chunksize=1))
-            timings[backend] = time.perf_counter() - t0
+            # warm: start every worker and import fn's module there, outside the timing
+            list(pmap(_noop, [fn] * (2 * n_workers), executor=executor, chunksize=1))
+            # best of two: a fresh worker's first run pays one-off costs
+            # (copy-on-write page faults after fork, lazy imports)
+            best = math.inf
+            for _ in range(2):
+                t0 = time.perf_counter()
+                list(pmap(fn, items, executor=executor, chunksize=1))
+                best = min(best, time.perf_counter() - t0)
+            timings[backend] = best
 
     preferred = {"io-bound": "threads", "gil-releasing": "threads", "cpu-bound-python": "processes"}[kind]
     best = min(timings, key=lambda b: timings[b])
-    if preferred in timings and timings[preferred] <= timings[best] * 1.15:
-        best = preferred  # within noise of the fastest: take the one the classification explains
+    if preferred in timings and timings[preferred] <= timings[best] * 1.25:
+        # within the noise of a short trial on a shared machine: take the backend
+        # the classification explains (the measured ratio is still reported)
+        best = preferred
     speedup = serial_wall / timings[best] if timings[best] > 0 else 1.0
     reasons = {
         "serial": "no backend beat serial on this sample: keep it simple",
