@@ -184,12 +184,12 @@ def advise(
             list(pmap(_noop, [fn] * (2 * n_workers), executor=executor, chunksize=1))
             # best of two: a fresh worker's first run pays one-off costs
             # (copy-on-write page faults after fork, lazy imports)
-            best = math.inf
+            fastest_s = math.inf
             for _ in range(2):
                 t0 = time.perf_counter()
                 list(pmap(fn, items, executor=executor, chunksize=1))
-                best = min(best, time.perf_counter() - t0)
-            timings[backend] = best
+                fastest_s = min(fastest_s, time.perf_counter() - t0)
+            timings[backend] = fastest_s
 
     preferred = {"io-bound": "threads", "gil-releasing": "threads", "cpu-bound-python": "processes"}[kind]
     best = min(timings, key=lambda b: timings[b])
