@@ -57,6 +57,7 @@ int mc_platform_current_cpu(void);   /* -1 if unknown */
 double mc_now_s(void);               /* monotonic seconds */
 void mc_cpu_relax(void);             /* spin-wait hint */
 
+
 /* Incremented in the child after fork(); always 0 where there is no fork. */
 unsigned mc_fork_generation(void);
 

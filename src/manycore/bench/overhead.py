@@ -195,21 +195,27 @@ def _crossover(ctx: BenchContext, section: Section) -> None:
             f"(speed-ups {', '.join(f'{v:.2f}' for v in values)} at "
             f"{', '.join(f'{d * 1e6:g} µs' for d in durations)})."
         )
-    if max(speedups["threads (submit)"]) < 1.1:
+    if max(speedups["threads (submit)"]) < CROSSING:
         section.notes.append(
             "Threads never beat serial on this CPU-bound Python task: the GIL serialises them."
         )
 
 
+CROSSING = 1.1
+
+
 def _crossing(durations: list[float], speedups: list[float]) -> float | None:
-    """First duration where the speed-up reaches 1 (log-interpolated), None if never."""
+    """First duration where the speed-up clearly passes 1 (>= 1.1, log-interpolated), None if never.
+
+    1.1 rather than 1.0: a ratio within 10% of 1 is noise on a shared machine.
+    """
     previous: tuple[float, float] | None = None
     for d, s in zip(durations, speedups, strict=True):
-        if s >= 1.0:
+        if s >= CROSSING:
             if previous is None:
                 return d
             d0, s0 = previous
-            frac = (1.0 - s0) / (s - s0) if s != s0 else 0.0
+            frac = (CROSSING - s0) / (s - s0) if s != s0 else 0.0
             return math.exp(math.log(d0) + frac * (math.log(d) - math.log(d0)))
         previous = (d, s)
     return None
