@@ -5,8 +5,9 @@
  *   The dispatcher (the calling thread, participant 0) writes the job into
  *   the pool, then publishes it by storing a new value into `job_word`, which
  *   packs a sequence number and the number of participants.  Workers spin on
- *   that word for a short while after each job (so back-to-back regions cost
- *   about a microsecond), then sleep on a condition variable.  Participants
+ *   that word after each job for about twice the job's duration (bounded:
+ *   0.1-2 ms), so back-to-back regions cost about a microsecond and find the
+ *   worker awake on its own core, then sleep on a condition variable.  Participants
  *   run their chunks, checking the cancel flag between chunks, and decrement
  *   `pending`; the dispatcher runs its own share, then waits for pending == 0
  *   (spinning, then sleeping with a timeout so it can poll for Ctrl-C).
