@@ -32,8 +32,8 @@ for t in tests/test_ffi*.py tests/test_cython*.py; do
 done
 read -r -a tests <<< "${TESTS:-${default_tests[*]}}"
 
-build_venv() {  # build_venv NAME CC SANITIZE_SPEC
-    local name="$1" cc="$2" spec="$3" venv="$base/$1"
+build_venv() {  # build_venv NAME CC SANITIZE_SPEC [extra C flags]
+    local name="$1" cc="$2" spec="$3" cflags="${4:-}" venv="$base/$1"
     rm -rf "$venv"
     "$python" -m venv "$venv"
     "$venv/bin/pip" install -q --upgrade pip
@@ -42,6 +42,7 @@ build_venv() {  # build_venv NAME CC SANITIZE_SPEC
         -Csetup-args=-Db_sanitize="$spec" \
         -Csetup-args=-Db_lundef=false \
         -Csetup-args=-Dbuildtype=debugoptimized \
+        ${cflags:+-Csetup-args=-Dc_args=$cflags} \
         ".[test]"
     echo "$venv"
 }
@@ -79,7 +80,9 @@ case "$mode" in
         if ! command -v clang >/dev/null 2>&1; then
             apt-get install -y -qq clang libomp-dev >&2
         fi
-        venv="$(build_venv tsan clang thread)"
+        # target_clones resolvers (ifunc) run before the TSan runtime is up and
+        # crash it: build the kernels without them for this mode.
+        venv="$(build_venv tsan clang thread -DMC_NO_TARGET_CLONES)"
         # the real interpreter binary, not a venv shim script: TSan must be loaded first
         real_python="$("$venv/bin/python" -c 'import os, sys; print(os.path.realpath(sys.executable))')"
         (cd "$base" && env LD_PRELOAD="$(clang -print-file-name=libclang_rt.tsan-x86_64.so)" \
