@@ -30,8 +30,10 @@ What ``pmap`` guarantees (each point is tested):
   tries threads on a sample when the work is CPU-bound, estimates what
   shipping an item to a process costs, and picks serial, threads, processes
   or native with a chunk size aiming at ~20 ms per chunk.  Trivial functions
-  stay serial.  The decision is cached per function; ``explain=True`` prints
-  the measurements and the reasoning.
+  stay serial.  Inside a daemonic process (pmap's own workers, Pipeline
+  process stages), which may not start processes, it picks threads instead.
+  The decision is cached per function; ``explain=True`` prints the
+  measurements and the reasoning.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import ctypes
 import functools
 import itertools
 import math
+import multiprocessing
 import operator
 import os
 import pickle
@@ -585,11 +588,14 @@ def _decide(
         except TypeError:
             cached = None
     if cached is not None:
+        backend, reason = cached.backend, "cached: " + cached.reason
+        if backend == "processes" and not _can_start_processes():
+            backend, reason = "threads", _NO_PROCESSES_REASON  # a decision inherited through fork()
         d = Decision(
-            cached.backend,
+            backend,
             chunksize or cached.chunksize,
-            n_workers if cached.backend != "serial" else 1,
-            "cached: " + cached.reason,
+            n_workers if backend != "serial" else 1,
+            reason,
             cached.measurements,
         )
         return d, None
@@ -672,7 +678,20 @@ def _decide(
         )
     if per_item < 4 * ship:
         return decided("serial", "shipping an item to a process costs more than running it")
+    if not _can_start_processes():
+        return decided("threads", _NO_PROCESSES_REASON)
     return decided("processes", "CPU-bound Python that holds the GIL: processes run it in parallel")
+
+
+_NO_PROCESSES_REASON = (
+    "CPU-bound, but this is a daemonic process (a pmap or Pipeline worker), which may not start "
+    "worker processes: threads"
+)
+
+
+def _can_start_processes() -> bool:
+    """False in a daemonic process (pmap's own workers): multiprocessing forbids it to have children."""
+    return not multiprocessing.current_process().daemon
 
 
 def _shipping_cost(fn: Callable[[Any], Any], items: list[Any], results: list[Any]) -> float:

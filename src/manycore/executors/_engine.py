@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import os
 import pickle
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -57,6 +59,19 @@ def _portable_value(value: Any, what: str) -> Any:
         return _Cloudpickled(_serialize.dumps(value))
     except Exception as exc:
         return pickle.PicklingError(f"the {what} could not be pickled: {exc}")
+
+
+def _unpicklable_reply(exc: BaseException, indexes: Sequence[int]) -> pickle.UnpicklingError:
+    """What items fail with when their results or exceptions pickled in the worker but cannot be loaded here."""
+    items = f"item {indexes[0]}" if len(indexes) == 1 else f"items {indexes[0]}-{indexes[-1]}"
+    error = pickle.UnpicklingError(
+        f"the result or exception of {items} could not be unpickled in the parent process: "
+        f"{type(exc).__name__}: {exc}"
+    )
+    # Without its traceback: the engine's frames would keep the map's workers
+    # (and their pipes) alive for as long as the caller keeps the error.
+    error.__cause__ = exc.with_traceback(None)
+    return error
 
 
 class _Cloudpickled:
@@ -157,6 +172,7 @@ class _Worker:
     fn_id: int = -1
     chunk: _Chunk | None = None
     kill_reason: tuple[int, BaseException] | None = None  # (position, error)
+    exitcode: int | None = None  # recorded when the worker is buried
 
 
 class ProcessEngine:
@@ -178,6 +194,13 @@ class ProcessEngine:
         self._pool: list[_Worker | None] = [None] * workers
         self._fn_ids = itertools.count()
         self._closed = False
+        self._pid = os.getpid()
+        # A map running in one thread while another calls close(): close()
+        # pokes the wake-up pipe, the map raises RuntimeError and stops its
+        # workers, and close() waits for it before stopping the rest.
+        self._runs = 0
+        self._runs_done = threading.Condition()
+        self._wake_r, self._wake_w = os.pipe()
 
     # ------------------------------------------------------------ workers
     def _spawn(self, slot: int) -> _Worker:
@@ -200,11 +223,26 @@ class ProcessEngine:
             worker.process.kill()
         worker.process.join(timeout=5)
         worker.conn.close()
+        try:
+            worker.process.close()  # its sentinel fd, now rather than at garbage collection
+        except ValueError:
+            pass  # still running (join timed out): left to the garbage collector
         self._pool[worker.slot] = None
 
     def close(self) -> None:
-        """Stop every worker (idempotent)."""
-        self._closed = True
+        """Stop every worker (idempotent; in a forked child, only marks this copy closed).
+
+        A map running in another thread stops with ``RuntimeError`` first.
+        """
+        with self._runs_done:
+            first = not self._closed
+            self._closed = True
+        if self._pid != os.getpid():
+            return  # the workers and their pipes belong to the parent
+        with self._runs_done:
+            if self._runs:
+                os.write(self._wake_w, b"x")
+                self._runs_done.wait_for(lambda: self._runs == 0, timeout=30)
         for worker in self._pool:
             if worker is None:
                 continue
@@ -218,6 +256,9 @@ class ProcessEngine:
                 continue
             worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
             self._discard(worker, kill=True)
+        if first:
+            os.close(self._wake_r)
+            os.close(self._wake_w)
 
     def __del__(self) -> None:  # pragma: no cover - best effort
         if not getattr(self, "_closed", True):
@@ -245,8 +286,12 @@ class ProcessEngine:
         generator early kills the busy workers.  The caller re-raises
         ``source.error`` once everything read has been yielded.
         """
-        if self._closed:
-            raise RuntimeError("cannot schedule new futures after shutdown")
+        if self._pid != os.getpid():
+            raise RuntimeError("this process engine was created before fork(); its workers are in the parent")
+        with self._runs_done:
+            if self._closed:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._runs += 1
         fn_id = next(self._fn_ids)
         fn_message = pickle.dumps((_FN, _serialize.dumps(fn)))
         requeue: deque[_Chunk] = deque()
@@ -256,6 +301,8 @@ class ProcessEngine:
 
         try:
             while True:
+                if self._closed:
+                    raise RuntimeError("the executor was shut down while this pmap was running")
                 # Hand chunks to idle workers.
                 for slot in range(self.workers):
                     worker = self._pool[slot]
@@ -293,7 +340,9 @@ class ProcessEngine:
                     poll = min(0.05, task_timeout / 4)
                     timeout = poll if timeout is None else min(timeout, poll)
                 sentinels = {w.process.sentinel: w for w in busy.values()}
-                ready = mp_wait([*busy, *sentinels], timeout)
+                ready = mp_wait([*busy, *sentinels, self._wake_r], timeout)
+                if self._wake_r in ready:
+                    raise RuntimeError("the executor was shut down while this pmap was running")
 
                 dead: list[_Worker] = []
                 for obj in ready:
@@ -303,7 +352,7 @@ class ProcessEngine:
                         continue
                     worker = busy[obj]
                     try:
-                        values, failures, wrapped = pickle.loads(worker.conn.recv_bytes())
+                        data = worker.conn.recv_bytes()
                     except (EOFError, OSError):
                         if worker not in dead:
                             dead.append(worker)
@@ -311,6 +360,18 @@ class ProcessEngine:
                     chunk = worker.chunk
                     assert chunk is not None
                     deaths_without_progress = 0
+                    try:
+                        values, failures, wrapped = pickle.loads(data)
+                    except Exception as exc:
+                        # The worker is fine, but what it sent cannot be rebuilt
+                        # here (say, a class that exists only in the worker): the
+                        # items of that message fail; the map goes on.
+                        if chunk.unreported is not None:  # careful chunk: the next item
+                            sent: Sequence[int] = [chunk.indexes[min(chunk.unreported)]]
+                        else:
+                            sent = chunk.indexes
+                        failures = dict.fromkeys(range(len(sent)), (_unpicklable_reply(exc, sent), ""))
+                        values, wrapped = [None] * len(sent), False
                     if chunk.unreported is not None:
                         # careful chunk: one item per message, in chunk order
                         pos = min(chunk.unreported)
@@ -331,7 +392,7 @@ class ProcessEngine:
                         yield batch
                     deaths_without_progress = 0 if blamed else deaths_without_progress + 1
                     if deaths_without_progress >= _MAX_DEATHS_WITHOUT_PROGRESS:
-                        exitcode = worker.process.exitcode
+                        exitcode = worker.exitcode
                         raise BrokenProcessPool(
                             f"worker processes keep dying before running any item "
                             f"(last one {WorkerCrashed.describe_exit(exitcode)}); "
@@ -364,6 +425,9 @@ class ProcessEngine:
                 self._discard(worker, kill=True)
             for chunk in requeue:
                 _serialize.release(chunk.segments)
+            with self._runs_done:
+                self._runs -= 1
+                self._runs_done.notify_all()
 
     @staticmethod
     def _batch(indexes: Sequence[int], values: list[Any], failures: Failures, wrapped: bool) -> Batch:
@@ -371,10 +435,17 @@ class ProcessEngine:
             return indexes, values, failures
         for pos, value in enumerate(values):
             if isinstance(value, _Cloudpickled):
-                values[pos] = pickle.loads(value.data)
+                try:
+                    values[pos] = pickle.loads(value.data)
+                except Exception as error:
+                    values[pos] = None
+                    failures[pos] = (_unpicklable_reply(error, [indexes[pos]]), "")
         for pos, (exc, tb) in list(failures.items()):
             if isinstance(exc, _Cloudpickled):
-                failures[pos] = (pickle.loads(exc.data), tb)
+                try:
+                    failures[pos] = (pickle.loads(exc.data), tb)
+                except Exception as error:
+                    failures[pos] = (_unpicklable_reply(error, [indexes[pos]]), tb)
         return indexes, values, failures
 
     def _pickle_chunk(
@@ -419,7 +490,7 @@ class ProcessEngine:
     def _bury(self, worker: _Worker, requeue: deque[_Chunk]) -> tuple[bool, Batch | None]:
         """A busy worker died: blame its current item, re-queue the rest (carefully)."""
         worker.process.join(timeout=5)
-        exitcode = worker.process.exitcode
+        exitcode = worker.exitcode = worker.process.exitcode
         chunk = worker.chunk
         blamed = False
         batch: Batch | None = None

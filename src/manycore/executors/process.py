@@ -21,6 +21,10 @@ dies), plus:
   the workers instead of waiting for running tasks.
 * ``pmap`` runs on a fault-tolerant engine (per-task timeouts that kill only
   the stuck worker, crash reports per item) with this executor's settings.
+* **fork**: the copy of the executor in a forked child refuses ``submit``
+  and ``pmap`` with ``RuntimeError`` (the stdlib pool accepts the call and
+  never runs it: its management thread is in the parent), and its
+  ``shutdown`` leaves the parent's workers alone.
 """
 
 from __future__ import annotations
@@ -129,6 +133,7 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
         init_payload = _serialize.dumps((initializer, tuple(initargs))) if initializer is not None else None
         self._init_payload = init_payload
         self._engine: Any = None
+        self._pid = os.getpid()
         kwargs: dict[str, Any] = {}
         if max_tasks_per_child is not None:
             if sys.version_info < (3, 11):  # pragma: no cover - 3.10 only
@@ -150,7 +155,14 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
     def mp_context(self) -> Any:
         return self._mp_context
 
+    def _check_not_forked(self) -> None:
+        if self._pid != os.getpid():
+            raise RuntimeError(
+                "this ProcessExecutor was created before fork(); its worker processes belong to the parent"
+            )
+
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
+        self._check_not_forked()
         segments: list[Any] = []
         try:
             payload, meta = _serialize.dumps_shared((fn, args, kwargs), segments)
@@ -173,7 +185,7 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         engine, self._engine = self._engine, None
-        if engine is not None:
+        if engine is not None and self._pid == os.getpid():
             engine.close()
         if cancel_futures:
             self._cancelling_on_shutdown = True
@@ -197,6 +209,7 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
 
     def _get_engine(self) -> Any:
         """The fault-tolerant engine that runs ``pmap`` with this executor's settings."""
+        self._check_not_forked()
         if self._shutdown_thread:
             raise RuntimeError("cannot schedule new futures after shutdown")
         if self._engine is None:

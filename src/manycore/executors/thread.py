@@ -5,10 +5,15 @@ Same constructor (``max_workers``, ``thread_name_prefix``, ``initializer``,
 ``BrokenThreadPool`` when an initializer fails — it *is* a
 ``ThreadPoolExecutor``.  Threads share the GIL: they speed up I/O and code that
 releases the GIL (NumPy, native kernels), not pure-Python CPU work.
+
+After ``fork()`` the child has none of the worker threads: its copy of the
+executor refuses ``submit`` with ``RuntimeError`` (the stdlib pool accepts the
+call and never runs it).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -23,7 +28,13 @@ class ThreadExecutor(NotifyCancelledOnShutdown, ThreadPoolExecutor, ManycoreExec
 
     backend_name = "threads"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pid = os.getpid()
+
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
+        if self._pid != os.getpid():
+            raise RuntimeError("this ThreadExecutor was created before fork(); its threads are in the parent")
         future = super().submit(fn, *args, **kwargs)
         self._watch(future)
         return future

@@ -409,9 +409,16 @@ class _RunState:
             if self.closed:
                 return
             self.closed = True
+        in_run_thread = me is self.feeder or me in self.threads
         for proc in self.procs:  # normally already joined by their threads
             if proc.pid is not None and proc.is_alive():
                 _stop_child(proc, None, 0.0)
+            # Release the process's pipes now, not when the Process object is
+            # collected (a caller keeping the run's exception keeps the run);
+            # not from a run thread, whose own process may still be in use.
+            if not in_run_thread:
+                with contextlib.suppress(ValueError):
+                    proc.close()
         for conn in (self.wakeup_r, self.wakeup_w):
             if conn is not None:
                 conn.close()

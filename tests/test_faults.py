@@ -1,0 +1,1140 @@
+"""Fault tests for the executors, pmap and Pipeline: crashes, kills, memory, Ctrl-C, pickling, nesting, fork.
+
+Each test that can hang or kill the interpreter runs a *scenario* (a
+``scenario_*`` function below) in a fresh interpreter with a hard timeout
+(:func:`fault_support.run_scenario`); the scenario asserts inside and wraps
+its work in :class:`leakcheck.LeakCheck` (threads, file descriptors, child
+processes, shared-memory segments), and the test asserts from outside that it
+exited as expected and that none of its processes outlived it.  Tests that
+cannot hang or crash the interpreter run in-process (leak-checked where it
+matters, under the module's pytest timeout).  Waits are bounded by
+``HANG_GUARD_S``; nothing here asserts a duration.
+
+docs/semantics.md is the table these tests prove.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import ctypes
+import functools
+import gc
+import json
+import os
+import pickle
+import resource
+import signal
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import types
+from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures.thread import BrokenThreadPool
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fault_support import HANG_GUARD_S, POLL_S, Gate, run_scenario
+from leakcheck import (
+    LeakCheck,
+    child_processes,
+    peak_rss_bytes,
+    reset_peak_rss,
+    rss_bytes,
+    thread_ids,
+    traced_growth,
+    warm_up,
+)
+from manycore import TaskError, WorkerCrashed, pmap
+from manycore.executors import ProcessExecutor, ThreadExecutor, get_executor
+from manycore.executors.process import UnpicklableError
+from manycore.patterns import Pipeline, RemoteError, WorkerDied
+
+pytestmark = pytest.mark.timeout(240)
+
+MODULE = __name__.rpartition(".")[2]
+EXIT_CODE = 7
+#: Address space a memory-limited worker may add to what it has mapped already.
+MEMORY_HEADROOM = 256 << 20
+#: What the memory tests try to allocate under that limit.
+BIG_ALLOCATION = 2 << 30
+SIGNALS = {"sigkill": signal.SIGKILL, "sigterm": signal.SIGTERM}
+DEATHS = ("segfault", "exit", "sigkill", "sigterm")
+IN_PROCESS_BACKENDS = ("serial", "threads", "processes", "asyncio", "native")
+
+
+def scenario(name: str, *args: str) -> Any:
+    """Run ``scenario_<name>(*args)`` of this module in a subprocess; it must exit 0 and leave no process."""
+    outcome = run_scenario(MODULE, f"scenario_{name}", *args)
+    outcome.assert_ok()
+    return outcome
+
+
+# ================================================================ tasks (module level: picklable)
+def square(x: int) -> int:
+    return x * x
+
+
+def add_one(x: int) -> int:
+    return x + 1
+
+
+def crash(how: str) -> None:
+    """Die (or fail) the way ``how`` says."""
+    if how == "segfault":
+        ctypes.string_at(0)
+    elif how == "exit":
+        os._exit(EXIT_CODE)
+    elif how == "memory":
+        bytearray(BIG_ALLOCATION)
+    raise AssertionError(f"crash({how!r}) returned")
+
+
+def fault_task(how: str, gate_dir: str, key: object, after: object = None) -> object:
+    """Announce ``key`` at the gate (once ``after`` has), then die; for the outside kills, wait to be killed."""
+    gate = Gate(gate_dir)
+    if after is not None:
+        gate.wait_started(1, after)
+    gate.announce(key)
+    if how in SIGNALS:
+        Gate(gate_dir).wait_open()  # the scenario kills this process before it opens
+        return key
+    crash(how)
+    return key
+
+
+def fault_on(bad: int, how: str, gate_dir: str, x: int) -> int:
+    if x == bad:
+        fault_task(how, gate_dir, x)
+    return x * x
+
+
+def gated(gate_dir: str, x: object) -> object:
+    """Announce ``x``, then wait for the gate to open."""
+    gate = Gate(gate_dir)
+    gate.announce(x)
+    gate.wait_open()
+    return x
+
+
+def announced_sleep(gate_dir: str, seconds: float, x: int) -> int:
+    Gate(gate_dir).announce(x)
+    time.sleep(seconds)
+    return x
+
+
+async def async_announced_sleep(gate_dir: str, seconds: float, x: int) -> int:
+    import asyncio
+
+    Gate(gate_dir).announce(x)
+    await asyncio.sleep(seconds)
+    return x
+
+
+def limit_memory() -> None:
+    """Initializer: cap the address space at what is mapped now plus ``MEMORY_HEADROOM``."""
+    with open("/proc/self/status") as f:
+        vm_kib = next(int(line.split()[1]) for line in f if line.startswith("VmSize:"))
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (vm_kib * 1024 + MEMORY_HEADROOM, hard))
+
+
+_memory_limited = False
+
+
+def memory_hog_stage(bad: int, x: int) -> int:
+    """A process stage that caps its own address space, then allocates too much for item ``bad``."""
+    global _memory_limited
+    if not _memory_limited:
+        limit_memory()
+        _memory_limited = True
+    if x == bad:
+        crash("memory")
+    return x
+
+
+def kill_announced(gate: Gate, key: object, sig: int, stop: threading.Event) -> None:
+    """Send ``sig`` to every process that announces ``key`` (a re-run included) until ``stop``."""
+    killed: set[int] = set()
+    while not stop.is_set():
+        for k, pid in gate.started():
+            if k == str(key) and pid not in killed:
+                killed.add(pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+        time.sleep(POLL_S)
+
+
+@contextlib.contextmanager
+def killer(gate: Gate, key: object, how: str) -> Iterator[None]:
+    """For ``how`` in SIGKILL/SIGTERM: kill whatever runs item ``key`` from outside, while the block runs."""
+    if how not in SIGNALS:
+        yield
+        return
+    stop = threading.Event()
+    thread = threading.Thread(target=kill_announced, args=(gate, key, SIGNALS[how], stop), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(HANG_GUARD_S)
+
+
+def expected_death(how: str) -> tuple[str | None, int | None]:
+    """(signal name, exit code) a worker that died by ``how`` reports."""
+    return {
+        "segfault": ("SIGSEGV", -signal.SIGSEGV),
+        "exit": (None, EXIT_CODE),
+        "sigkill": ("SIGKILL", -signal.SIGKILL),
+        "sigterm": ("SIGTERM", -signal.SIGTERM),
+    }[how]
+
+
+# ================================================================ worker deaths: ProcessExecutor
+def scenario_process_executor_worker_death(how: str) -> None:
+    warm_up()
+    with LeakCheck(), tempfile.TemporaryDirectory() as tmp:
+        gate = Gate(tmp)
+        executor = ProcessExecutor(2, initializer=limit_memory if how == "memory" else None)
+        try:
+            # The victim dies once the bystander runs: both are in flight when the pool breaks.
+            victim = executor.submit(fault_task, how, gate.dir, "victim", "bystander")
+            bystander = executor.submit(gated, gate.dir, "bystander")
+            queued = [executor.submit(square, i) for i in range(4)]
+            (_, pid), *_ = gate.wait_started(1, "victim")
+            if how in SIGNALS:
+                os.kill(pid, SIGNALS[how])
+            error = victim.exception(timeout=HANG_GUARD_S)
+            if how == "memory":
+                # A MemoryError is an ordinary exception: the pool survives it.
+                assert isinstance(error, MemoryError), repr(error)
+                gate.open()
+                assert bystander.result(timeout=HANG_GUARD_S) == "bystander"
+                assert [f.result(timeout=HANG_GUARD_S) for f in queued] == [0, 1, 4, 9]
+                assert executor.submit(square, 5).result(timeout=HANG_GUARD_S) == 25
+                return
+            # The stdlib's semantics: a dead worker breaks the pool and fails every pending future.
+            assert isinstance(error, BrokenProcessPool), repr(error)
+            for future in [bystander, *queued]:
+                assert isinstance(future.exception(timeout=HANG_GUARD_S), BrokenProcessPool)
+            with pytest.raises(BrokenProcessPool):
+                executor.submit(square, 1)
+            assert issubclass(BrokenProcessPool, RuntimeError)
+        finally:
+            gate.open()
+            executor.shutdown(wait=True)
+
+
+@pytest.mark.parametrize("how", [*DEATHS, "memory"])
+def test_process_executor_worker_death_breaks_the_pool_cleanly(how: str) -> None:
+    scenario("process_executor_worker_death", how)
+
+
+# ================================================================ worker deaths: pmap's engine
+def scenario_pmap_worker_death(how: str) -> None:
+    warm_up()
+    with LeakCheck(), tempfile.TemporaryDirectory() as tmp:
+        gate = Gate(tmp)
+        fn = functools.partial(fault_on, 3, how, gate.dir)
+        with killer(gate, 3, how):
+            if how == "memory":
+                with ProcessExecutor(2, initializer=limit_memory) as executor:
+                    out = list(executor.pmap(fn, range(8), chunksize=2, errors="collect"))
+            else:
+                out = list(pmap(fn, range(8), backend="processes", workers=2, chunksize=2, errors="collect"))
+        assert [x for i, x in enumerate(out) if i != 3] == [i * i for i in range(8) if i != 3], out
+        error = out[3]
+        assert isinstance(error, TaskError), error
+        assert error.index == 3
+        if how == "memory":
+            assert isinstance(error.exception, MemoryError), repr(error.exception)
+            return
+        assert isinstance(error.exception, WorkerCrashed), repr(error.exception)
+        assert isinstance(error.exception, BrokenProcessPool)
+        assert error.exception.index == 3
+        assert "item 3" in str(error.exception)
+        name, code = expected_death(how)
+        assert error.exception.signal_name == name, str(error.exception)
+        assert error.exception.exitcode == code, str(error.exception)
+
+
+@pytest.mark.parametrize("how", [*DEATHS, "memory"])
+def test_pmap_worker_death_fails_only_its_item(how: str) -> None:
+    scenario("pmap_worker_death", how)
+
+
+# ================================================================ worker deaths: Pipeline process stage
+def scenario_pipeline_worker_death(how: str) -> None:
+    warm_up()
+    with LeakCheck(), tempfile.TemporaryDirectory() as tmp:
+        gate = Gate(tmp)
+        if how == "memory":
+            stage: Callable[[int], int] = functools.partial(memory_hog_stage, 3)
+        else:
+            stage = functools.partial(fault_on, 3, how, gate.dir)
+        p = Pipeline(stage, workers=2, kind="process").then(add_one, workers=2)
+        with killer(gate, 3, how), pytest.raises(BaseException) as info:  # noqa: PT011 - checked below
+            list(p.run(range(8)))
+        if how == "memory":
+            assert isinstance(info.value, MemoryError), repr(info.value)
+            return
+        assert isinstance(info.value, WorkerDied), repr(info.value)
+        _, code = expected_death(how)
+        assert code is not None
+        how_text = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        assert how_text in str(info.value), str(info.value)
+        assert "item #3" in str(info.value)
+
+
+@pytest.mark.parametrize("how", [*DEATHS, "memory"])
+def test_pipeline_worker_death_is_reported(how: str) -> None:
+    scenario("pipeline_worker_death", how)
+
+
+# ================================================================ crashes in thread-based backends
+def scenario_crash_in_thread_backend(backend: str, how: str) -> None:
+    if backend == "native-kernel":
+        # A C range function that faults: memset(NULL, begin, end) on the pool's threads.
+        memset = ctypes.cast(ctypes.CDLL(None).memset, ctypes.c_void_p).value
+        assert memset is not None
+        from manycore import native
+
+        native.parallel_for(memset, 1000, 0, 10)
+    elif backend == "pipeline-thread":
+        list(Pipeline(crash, workers=2).run([how]))
+    else:
+        executor = get_executor(backend, max_workers=2)
+        executor.submit(crash, how).result(timeout=HANG_GUARD_S)
+    print("SURVIVED", flush=True)
+
+
+@pytest.mark.parametrize(
+    ("backend", "how"),
+    [
+        *[
+            (b, h)
+            for b in ("serial", "threads", "asyncio", "native", "pipeline-thread")
+            for h in ("segfault", "exit")
+        ],
+        ("native-kernel", "segfault"),
+    ],
+)
+def test_crash_in_a_thread_backend_ends_the_process(backend: str, how: str) -> None:
+    """No isolation without processes: a segfault or os._exit in a task ends the whole program."""
+    outcome = run_scenario(MODULE, "scenario_crash_in_thread_backend", backend, how)
+    assert "SURVIVED" not in outcome.stdout
+    expected = -signal.SIGSEGV if how == "segfault" else EXIT_CODE
+    assert outcome.returncode == expected, str(outcome)
+    outcome.assert_no_orphans()
+
+
+def scenario_memory_error_in_thread_backends() -> None:
+    executors = {
+        name: get_executor(name, max_workers=2) for name in ("serial", "threads", "asyncio", "native")
+    }
+    try:
+        for executor in executors.values():  # start every thread before the limit
+            assert executor.submit(square, 2).result(timeout=HANG_GUARD_S) == 4
+        limit_memory()
+        for name, executor in executors.items():
+            error = executor.submit(crash, "memory").exception(timeout=HANG_GUARD_S)
+            assert isinstance(error, MemoryError), (name, error)
+            assert executor.submit(square, 3).result(timeout=HANG_GUARD_S) == 9, name
+        with pytest.raises(MemoryError):
+            list(Pipeline(crash).run(["memory"]))
+    finally:
+        for executor in executors.values():
+            executor.shutdown(wait=True)
+
+
+def test_memory_error_in_thread_backends_is_an_ordinary_exception() -> None:
+    scenario("memory_error_in_thread_backends")
+
+
+# ================================================================ Ctrl-C
+def scenario_sigint_during_pmap(backend: str, target: str) -> None:
+    warm_up()
+    before_children = set(child_processes())
+    before_threads = thread_ids()
+    with tempfile.TemporaryDirectory() as tmp:
+        gate = Gate(tmp)
+
+        def interrupt() -> None:
+            gate.wait_started(2)  # both workers are busy
+            if target == "group":  # a terminal's Ctrl-C: the whole foreground process group
+                os.killpg(os.getpgrp(), signal.SIGINT)
+            else:
+                os.kill(os.getpid(), signal.SIGINT)
+
+        threading.Thread(target=interrupt, daemon=True).start()
+        fn = functools.partial(gated, gate.dir)
+        executor = ProcessExecutor(2) if backend == "executor-processes" else None
+        try:
+            if executor is not None:
+                list(executor.pmap(fn, range(50), chunksize=1))
+            else:
+                list(pmap(fn, range(50), backend=backend, workers=2, chunksize=1))
+        except KeyboardInterrupt:
+            pass
+        else:
+            raise AssertionError("pmap finished although Ctrl-C was pressed")
+        # No worker process survives the interrupted map (a /proc scan, not multiprocessing's view).
+        deadline = time.monotonic() + HANG_GUARD_S
+        while set(child_processes()) - before_children and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        assert set(child_processes()) - before_children == set(), child_processes()
+        started = len(gate.started())
+        gate.open()  # thread workers cannot be killed: let the two running calls finish
+        deadline = time.monotonic() + HANG_GUARD_S
+        while thread_ids() - before_threads and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        assert thread_ids() - before_threads == set(), "a worker thread outlived the map"
+        # Nothing started after Ctrl-C: queued work was cancelled.
+        assert len(gate.started()) == started == 2, gate.started()
+        if executor is not None:
+            assert executor.submit(square, 3).result(timeout=HANG_GUARD_S) == 9  # still usable
+            executor.shutdown(wait=True)
+    print("INTERRUPTED", flush=True)
+
+
+@pytest.mark.parametrize(
+    ("backend", "target"),
+    [
+        ("processes", "process"),
+        ("processes", "group"),
+        ("executor-processes", "group"),
+        ("threads", "process"),
+    ],
+)
+def test_sigint_during_pmap_stops_it_without_orphans(backend: str, target: str) -> None:
+    outcome = scenario("sigint_during_pmap", backend, target)
+    assert "INTERRUPTED" in outcome.stdout
+
+
+def scenario_ctrl_c_in_with_block(backend: str) -> None:
+    """Ctrl-C while the caller waits inside ``with executor:`` (2 workers busy, more work queued)."""
+    before_children = set(child_processes())
+    with tempfile.TemporaryDirectory() as tmp:
+        gate = Gate(tmp)
+
+        def interrupt() -> None:
+            gate.wait_started(1)
+            os.kill(os.getpid(), signal.SIGINT)
+
+        threading.Thread(target=interrupt, daemon=True).start()
+        futures: list[cf.Future[Any]] = []
+        options: dict[str, Any] = {"max_workers": 2}
+        try:
+            with get_executor(backend, **options) as executor:
+                if backend == "serial":
+                    executor.submit(announced_sleep, gate.dir, HANG_GUARD_S, 0)  # interrupted inside
+                elif backend == "processes":
+                    futures = [executor.submit(gated, gate.dir, i) for i in range(8)]
+                else:
+                    task = async_announced_sleep if backend == "asyncio" else announced_sleep
+                    futures = [executor.submit(task, gate.dir, 0.05, i) for i in range(8)]
+                threading.Event().wait(HANG_GUARD_S)
+            raise AssertionError("the with block was not interrupted")
+        except KeyboardInterrupt:
+            pass
+        if backend == "processes":
+            # __exit__ terminated the workers: running work failed, queued work was cancelled.
+            assert all(f.done() for f in futures)
+            assert not any(f.done() and not f.cancelled() and f.exception() is None for f in futures)
+            assert sum(f.cancelled() for f in futures) >= len(futures) - 2 - 3  # minus running and prefetched
+            assert set(child_processes()) - before_children == set(), child_processes()
+        elif backend != "serial":
+            # __exit__ is shutdown(wait=True): every submitted call ran, nothing was cancelled.
+            assert [f.result(timeout=0) for f in futures] == list(range(8))
+    print("INTERRUPTED", flush=True)
+
+
+@pytest.mark.parametrize("backend", ["serial", "threads", "processes", "asyncio", "native", "dask"])
+def test_ctrl_c_inside_a_with_block(backend: str) -> None:
+    outcome = scenario("ctrl_c_in_with_block", backend)
+    assert "INTERRUPTED" in outcome.stdout
+
+
+# ================================================================ exceptions that do not travel
+class CustomInit(Exception):
+    """Pickles (as ``CustomInit(message)``) but cannot be unpickled: ``__init__`` wants two arguments."""
+
+    def __init__(self, a: int, b: int) -> None:
+        super().__init__(f"{a}+{b}")
+
+
+def raise_custom_init(x: int) -> int:
+    if x == 1:
+        raise CustomInit(x, 10)
+    return x
+
+
+def raise_local_class(x: int) -> int:
+    class LocalError(Exception):  # not importable: cannot be pickled by reference
+        pass
+
+    if x == 1:
+        raise LocalError(f"local {x}")
+    return x
+
+
+def raise_worker_only_class(x: int) -> int:
+    """An exception whose class exists only in the worker: it pickles there, and cannot be unpickled here."""
+    if x != 1:
+        return x
+    module = sys.modules.get("manycore_worker_only")
+    if module is None:
+        module = types.ModuleType("manycore_worker_only")
+        sys.modules[module.__name__] = module
+        module.WorkerOnlyError = type("WorkerOnlyError", (Exception,), {"__module__": module.__name__})  # type: ignore[attr-defined]
+    raise module.WorkerOnlyError(f"worker only {x}")
+
+
+RAISERS = {
+    "custom_init": raise_custom_init,
+    "local_class": raise_local_class,
+    "worker_only": raise_worker_only_class,
+}
+TYPE_NAMES = {"custom_init": "CustomInit", "local_class": "LocalError", "worker_only": "WorkerOnlyError"}
+
+
+def scenario_untravelled_exception(backend: str, kind: str) -> None:
+    warm_up()
+    fn = RAISERS[kind]
+    with LeakCheck():
+        if backend == "processes":
+            with ProcessExecutor(2) as executor:
+                error = executor.submit(fn, 1).exception(timeout=HANG_GUARD_S)
+                if kind == "worker_only":
+                    # Survives the worker's round trip, fails to unpickle in the pool's
+                    # result thread: the stdlib breaks the pool, with the reason attached.
+                    assert isinstance(error, BrokenProcessPool), repr(error)
+                    assert "manycore_worker_only" in str(error.__cause__), repr(error.__cause__)
+                    return
+                assert isinstance(error, UnpicklableError), repr(error)
+                assert error.type_name.endswith(TYPE_NAMES[kind])
+                assert TYPE_NAMES[kind] in error.tb  # the worker-side traceback text
+                assert executor.submit(fn, 2).result(timeout=HANG_GUARD_S) == 2  # the pool is fine
+        elif backend == "pmap":
+            out = list(pmap(fn, range(3), backend="processes", workers=2, chunksize=1, errors="collect"))
+            assert out[0] == 0, out
+            assert out[2] == 2, out
+            assert isinstance(out[1], TaskError), out
+            if kind == "worker_only":
+                # The item fails (not the map), naming itself and why its exception is lost.
+                assert isinstance(out[1].exception, pickle.UnpicklingError), repr(out[1].exception)
+                assert "item 1" in str(out[1].exception)
+                assert "manycore_worker_only" in str(out[1].exception)
+            else:
+                assert isinstance(out[1].exception, UnpicklableError), repr(out[1].exception)
+                assert TYPE_NAMES[kind] in str(out[1].exception), repr(out[1].exception)
+        else:
+            with pytest.raises(RemoteError) as info:
+                list(Pipeline(fn, workers=2, kind="process").run(range(3)))
+            assert info.value.exc_type.endswith(TYPE_NAMES[kind])
+
+
+@pytest.mark.parametrize("kind", ["custom_init", "local_class", "worker_only"])
+@pytest.mark.parametrize("backend", ["processes", "pmap", "pipeline"])
+def test_exception_that_cannot_travel_back(backend: str, kind: str) -> None:
+    scenario("untravelled_exception", backend, kind)
+
+
+def return_lock(x: int) -> Any:
+    return threading.Lock()
+
+
+def identity(x: Any) -> Any:
+    return x
+
+
+def test_process_executor_unpicklable_argument_and_result() -> None:
+    warm_up()
+    with LeakCheck(), ProcessExecutor(2) as executor:
+        with pytest.raises(pickle.PicklingError, match="argument 0"):
+            executor.submit(identity, threading.Lock()).result(timeout=HANG_GUARD_S)
+        with pytest.raises(pickle.PicklingError, match="keyword argument 'x'"):
+            executor.submit(identity, x=threading.Lock()).result(timeout=HANG_GUARD_S)
+        with pytest.raises(TypeError, match="pickle"):
+            executor.submit(return_lock, 1).result(timeout=HANG_GUARD_S)
+        assert executor.submit(square, 4).result(timeout=HANG_GUARD_S) == 16  # the pool is fine
+
+
+def test_thread_backends_return_the_exception_object_itself() -> None:
+    error = CustomInit(1, 2)
+
+    def raise_it() -> None:
+        raise error
+
+    for name in ("serial", "threads", "asyncio", "native"):
+        with get_executor(name, max_workers=2) as executor:
+            assert executor.submit(raise_it).exception(timeout=HANG_GUARD_S) is error, name
+            assert executor.submit(return_lock, 1).result(timeout=HANG_GUARD_S) is not None, name
+
+
+# ================================================================ initializer failures
+def failing_initializer() -> None:
+    raise ValueError("initializer failed on purpose")
+
+
+def scenario_initializer_fails() -> None:
+    warm_up()
+    with LeakCheck():
+        executor = ProcessExecutor(2, initializer=failing_initializer)
+        error = executor.submit(square, 3).exception(timeout=HANG_GUARD_S)
+        assert isinstance(error, BrokenProcessPool), repr(error)
+        with pytest.raises(BrokenProcessPool):
+            executor.submit(square, 4)
+        executor.shutdown(wait=True)
+
+        # pmap's engine replaces dead workers, so it needs a rule to stop: it gives up
+        # after repeated deaths without progress.
+        with (
+            ProcessExecutor(2, initializer=failing_initializer) as executor,
+            pytest.raises(BrokenProcessPool, match="initializer"),
+        ):
+            list(executor.pmap(square, range(10)))
+
+        threads = ThreadExecutor(2, initializer=failing_initializer)
+        error = threads.submit(square, 3).exception(timeout=HANG_GUARD_S)
+        assert isinstance(error, BrokenThreadPool), repr(error)
+        with pytest.raises(BrokenThreadPool):
+            threads.submit(square, 4)
+        threads.shutdown(wait=True)
+
+
+def test_initializer_failure_breaks_the_pool_without_hanging() -> None:
+    scenario("initializer_fails")
+
+
+# ================================================================ shutdown
+@pytest.mark.parametrize("backend", IN_PROCESS_BACKENDS)
+def test_pmap_and_map_after_shutdown_raise_runtime_error(backend: str) -> None:
+    executor = get_executor(backend, max_workers=2)
+    assert list(executor.pmap(abs, [-1, -2])) == [1, 2]
+    executor.shutdown(wait=True)
+    with pytest.raises(RuntimeError):
+        list(executor.pmap(abs, [-1, -2]))
+    with pytest.raises(RuntimeError):
+        executor.map(abs, [-1])
+    with pytest.raises(RuntimeError):
+        executor.submit(abs, -1)
+
+
+def scenario_shutdown_during_pmap(backend: str) -> None:
+    """``shutdown(wait=True, cancel_futures=True)`` from another thread while a pmap runs on the executor."""
+    warm_up()
+    with LeakCheck(), tempfile.TemporaryDirectory() as tmp:
+        gate = Gate(tmp)
+        executor = get_executor(backend, max_workers=2)
+        outcome: list[BaseException | list[Any]] = []
+
+        def consume() -> None:
+            try:
+                outcome.append(
+                    list(executor.pmap(functools.partial(announced_sleep, gate.dir, 0.02), range(400)))
+                )
+            except BaseException as exc:
+                outcome.append(exc)
+
+        consumer = threading.Thread(target=consume)
+        consumer.start()
+        gate.wait_started(4)
+        executor.shutdown(wait=True, cancel_futures=True)
+        consumer.join(HANG_GUARD_S)
+        assert not consumer.is_alive(), "pmap still running after shutdown"
+        # The map stops: its queued work was cancelled, the executor refuses the rest.
+        assert isinstance(outcome[0], (RuntimeError, cf.CancelledError)), repr(outcome[0])[:300]
+        assert len(gate.started()) < 400
+        # LeakCheck: no worker process (or thread) is left once shutdown(wait=True)
+        # returned and the map ended.
+
+
+@pytest.mark.parametrize("backend", ["processes", "threads", "asyncio", "native"])
+def test_shutdown_cancel_futures_stops_a_running_pmap(backend: str) -> None:
+    scenario("shutdown_during_pmap", backend)
+
+
+def first_quick_then_gated(gate_dir: str, x: int) -> int:
+    if x == 0:
+        return x
+    return int(gated(gate_dir, x))  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(("backend", "running"), [("processes", 1), ("threads", 2)])
+def test_closing_a_pmap_early_stops_its_work(backend: str, running: int) -> None:
+    """``PMapResult.close()`` (what dropping it after ``break`` does) cancels pending work.
+
+    pmap is pulled by its consumer: between two ``next()`` calls the process
+    engine only finishes what it already handed out (here, item 1 on one
+    worker), while a thread pool keeps running its submitted calls (items 1
+    and 2).  On processes ``close()`` kills the busy workers; on threads the
+    running calls finish and nothing else starts.
+    """
+    warm_up()
+    with LeakCheck(), tempfile.TemporaryDirectory() as tmp:
+        gate = Gate(tmp)
+        fn = functools.partial(first_quick_then_gated, gate.dir)
+        results = pmap(fn, range(50), backend=backend, workers=2, chunksize=1)
+        assert next(results) == 0
+        gate.wait_started(running)
+        results.close()
+        started = len(gate.started())
+        gate.open()  # lets running thread calls end (killed processes never see it)
+        assert list(results) == []
+        assert started == running, gate.started()
+        if backend == "threads":  # the running calls end; nothing queued starts after them
+            deadline = time.monotonic() + HANG_GUARD_S
+            while any(t.name.startswith("ThreadPoolExecutor") for t in threading.enumerate()):
+                assert time.monotonic() < deadline, "pmap's threads did not finish"
+                time.sleep(POLL_S)
+        assert len(gate.started()) == running, gate.started()
+
+
+def waits_for_gate_on(bad: int, gate_dir: str, x: int) -> int:
+    if x == bad:
+        Gate(gate_dir).wait_open()
+    return x
+
+
+async def async_waits_for_gate_on(bad: int, gate_dir: str, x: int) -> int:
+    import asyncio
+
+    if x == bad:
+        gate = Gate(gate_dir)
+        deadline = time.monotonic() + HANG_GUARD_S
+        while not gate.is_open() and time.monotonic() < deadline:
+            await asyncio.sleep(POLL_S)
+    return x
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "native"])
+def test_task_timeout_on_a_thread_like_backend_abandons_the_item(backend: str) -> None:
+    """The item fails with TimeoutError; its call cannot be stopped and runs on in the background."""
+    with tempfile.TemporaryDirectory() as tmp:
+        gate = Gate(tmp)
+        task = async_waits_for_gate_on if backend == "asyncio" else waits_for_gate_on
+        with get_executor(backend, max_workers=2) as executor:
+            out = list(
+                executor.pmap(
+                    functools.partial(task, 1, gate.dir), range(4), task_timeout=1.0, errors="collect"
+                )
+            )
+            gate.open()  # the abandoned call ends; the executor's shutdown waits for it
+    assert [out[0], out[2], out[3]] == [0, 2, 3]
+    assert isinstance(out[1], TaskError), out
+    assert isinstance(out[1].exception, TimeoutError)
+    assert "abandoned" in str(out[1].exception)
+
+
+def slow_item(x: int) -> int:
+    time.sleep(0.05)
+    return x
+
+
+@pytest.mark.parametrize("backend", ["serial", "threads"])
+def test_pmap_timeout_bounds_the_whole_map(backend: str) -> None:
+    """``timeout`` is checked between chunks (serial) or while waiting (threads): TimeoutError, map stopped."""
+    seen: list[int] = []
+
+    def consume(results: Iterator[int]) -> None:
+        for value in results:
+            seen.append(value)
+
+    with pytest.raises(TimeoutError, match="timeout"):
+        consume(pmap(slow_item, range(200), backend=backend, workers=2, chunksize=1, timeout=0.3))
+    assert len(seen) < 200
+
+
+# ================================================================ nesting
+def process_pool_sum(n: int) -> int:
+    with ProcessExecutor(2) as executor:
+        return sum(executor.map(square, range(n), timeout=HANG_GUARD_S))
+
+
+def pmap_sum(n: int, backend: str = "processes") -> int:
+    return sum(pmap(square, range(n), backend=backend, workers=2))
+
+
+def cpu_bound(x: int) -> int:
+    total = 0
+    for i in range(200_000):
+        total += i ^ x
+    return total
+
+
+def auto_pmap_sum(n: int) -> int:
+    return sum(pmap(cpu_bound, range(n)))
+
+
+SUM_SQUARES_50 = sum(i * i for i in range(50))
+
+
+def scenario_nested_executors() -> None:
+    warm_up()
+    with LeakCheck():
+        # A ThreadExecutor task that uses a ProcessExecutor (fork from a worker thread),
+        # and pmap on processes inside threads, both at once.
+        with ThreadExecutor(4) as threads:
+            futures = [threads.submit(process_pool_sum, 50) for _ in range(2)]
+            futures += [threads.submit(pmap_sum, 50) for _ in range(2)]
+            futures.append(threads.submit(pmap_sum, 50, "threads"))
+            assert [f.result(timeout=HANG_GUARD_S) for f in futures] == [SUM_SQUARES_50] * 5
+        # pmap inside a thread while the main thread runs one too.
+        inner = cf.Future()  # type: ignore[var-annotated]
+        thread = threading.Thread(target=lambda: inner.set_result(pmap_sum(50)))
+        thread.start()
+        assert pmap_sum(50) == SUM_SQUARES_50
+        assert inner.result(timeout=HANG_GUARD_S) == SUM_SQUARES_50
+        thread.join(HANG_GUARD_S)
+        # pmap on processes inside a ProcessExecutor task (its workers may have children).
+        with ProcessExecutor(2) as processes:
+            assert processes.submit(pmap_sum, 50).result(timeout=HANG_GUARD_S) == SUM_SQUARES_50
+
+
+def test_nested_executors() -> None:
+    scenario("nested_executors")
+
+
+def scenario_nested_pmap_in_pmap_worker() -> None:
+    want = sum(cpu_bound(x) for x in range(6))
+    out = list(pmap(auto_pmap_sum, [6, 6], backend="processes", workers=2, chunksize=1, errors="collect"))
+    assert out == [want, want], out
+
+
+def scenario_forced_processes_in_pmap_worker() -> None:
+    out = list(pmap(pmap_sum, [10], backend="processes", workers=1, errors="collect"))
+    assert isinstance(out[0], TaskError), out
+    assert isinstance(out[0].exception, AssertionError), repr(out[0].exception)
+    assert "daemonic processes are not allowed to have children" in str(out[0].exception)
+
+
+def test_forced_processes_inside_a_pmap_worker_is_refused() -> None:
+    """pmap's workers are daemonic (never outlive the parent), so they cannot start processes."""
+    scenario("forced_processes_in_pmap_worker")
+
+
+def test_nested_auto_pmap_inside_a_pmap_worker() -> None:
+    """backend="auto" inside a pmap worker must not pick a backend that cannot run there."""
+    scenario("nested_pmap_in_pmap_worker")
+
+
+# ================================================================ fork after threads started
+FORK_ROUNDS = 12
+
+
+def _child_checks(state: dict[str, Any]) -> dict[str, Any]:
+    """What a child forked while every kind of worker thread was busy can and cannot do."""
+    from manycore import _native, native
+
+    x = state["x"]
+    res: dict[str, Any] = {}
+    res["sum"] = native.sum(x) == state["want"]
+    res["sum_threads3"] = native.sum(x, threads=3) == state["want"]
+    native.parallel_for(_native.noop_address(), 10**5, threads=2)
+    try:
+        native.sum(x, pool=state["stale"])
+        res["stale_pool"] = "no error"
+    except RuntimeError as exc:
+        res["stale_pool"] = "RuntimeError" if "fork" in str(exc) else str(exc)
+    for name in ("native", "asyncio", "threads", "processes"):
+        executor = state[name]
+        try:
+            future = executor.submit(square, 3)
+        except RuntimeError:
+            res[name] = "RuntimeError"
+            continue
+        try:
+            res[name] = f"ran: {future.result(timeout=5)}"
+        except cf.TimeoutError:
+            res[name] = "accepted the call and never ran it"
+    for name in ("native", "asyncio", "threads", "processes"):
+        state[name].shutdown(wait=True)  # the child's copy: must leave the parent's workers alone
+    with ThreadExecutor(2) as fresh:
+        res["fresh_threads"] = fresh.submit(square, 4).result(timeout=HANG_GUARD_S) == 16
+    if state["round"] == 0:  # processes from the child: once is enough
+        res["pmap_processes"] = pmap_sum(50) == SUM_SQUARES_50
+    return res
+
+
+def scenario_fork_after_threads_started() -> None:
+    from manycore import _native, native
+    from manycore.executors import AsyncExecutor, NativeExecutor
+
+    x = np.arange(1_000_003, dtype=np.int64)
+    want = int(x.sum())
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def hammer() -> None:  # keep the default pool dispatching while the main thread forks
+        try:
+            while not stop.is_set():
+                assert native.sum(x) == want
+                native.parallel_for(_native.noop_address(), 10**5, threads=2)
+        except BaseException as exc:
+            errors.append(exc)
+
+    state: dict[str, Any] = {
+        "x": x,
+        "want": want,
+        "stale": native.Pool(3),
+        "native": NativeExecutor(2),
+        "asyncio": AsyncExecutor(2),
+        "threads": ThreadExecutor(2),
+        "processes": ProcessExecutor(2),
+    }
+    for name in ("native", "asyncio", "threads", "processes"):
+        task = async_announced_sleep if name == "asyncio" else announced_sleep
+        state[name].submit(task, tempfile.gettempdir(), 0.0, 0).result(timeout=HANG_GUARD_S)
+    assert list(state["processes"].pmap(square, range(20))) == [x * x for x in range(20)]  # its engine
+    parent_workers = set(child_processes())  # the ProcessExecutor's and its engine's workers
+    hammers = [threading.Thread(target=hammer) for _ in range(2)]
+    for t in hammers:
+        t.start()
+    results = []
+    try:
+        for round_ in range(FORK_ROUNDS):
+            state["round"] = round_
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child
+                code = 0
+                try:
+                    os.close(read_fd)
+                    os.write(write_fd, json.dumps(_child_checks(state)).encode())
+                except BaseException:
+                    traceback.print_exc()
+                    code = 1
+                os._exit(code)
+            os.close(write_fd)
+            deadline = time.monotonic() + HANG_GUARD_S
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    raise AssertionError(f"forked child of round {round_} hung")
+                time.sleep(POLL_S)
+            with os.fdopen(read_fd, "rb") as f:
+                report = f.read()
+            assert os.waitstatus_to_exitcode(status) == 0, f"round {round_}: child failed"
+            results.append(json.loads(report))
+        # The children's shutdown() of their copies left the parent's workers alone.
+        assert parent_workers <= set(child_processes()), (parent_workers, child_processes())
+        assert list(state["processes"].pmap(square, range(20))) == [x * x for x in range(20)]
+        assert state["processes"].submit(square, 5).result(timeout=HANG_GUARD_S) == 25
+    finally:
+        stop.set()
+        for t in hammers:
+            t.join(HANG_GUARD_S)
+        for name in ("native", "asyncio", "threads", "processes"):
+            state[name].shutdown(wait=True)
+    assert not errors, errors
+    for round_, res in enumerate(results):
+        for key in ("sum", "sum_threads3", "fresh_threads"):
+            assert res[key] is True, (round_, key, res)
+        assert res["stale_pool"] == "RuntimeError", (round_, res)
+        # Executors created before fork() have no workers in the child: they refuse work.
+        for name in ("native", "asyncio", "threads", "processes"):
+            assert res[name] == "RuntimeError", (round_, name, res[name])
+    assert results[0]["pmap_processes"]
+
+
+def test_fork_after_threads_started() -> None:
+    scenario("fork_after_threads_started")
+
+
+# ================================================================ inputs that raise midway
+def broken_input(n: int) -> Iterator[int]:
+    yield from range(n)
+    raise KeyError("the input broke")
+
+
+@pytest.mark.parametrize("backend", IN_PROCESS_BACKENDS)
+def test_executor_map_with_an_input_that_raises(backend: str) -> None:
+    """``Executor.map`` reads its whole input first: the input's error comes out of ``map()`` itself,
+    and the calls submitted before it still run (stdlib semantics)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        gate = Gate(tmp)
+        task = functools.partial(
+            async_announced_sleep if backend == "asyncio" else announced_sleep, gate.dir, 0
+        )
+        with (
+            get_executor(backend, max_workers=2) as executor,
+            pytest.raises(KeyError, match="the input broke"),
+        ):
+            executor.map(task, broken_input(5))
+        assert sorted(int(k) for k, _ in gate.started()) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("backend", ["processes", "asyncio"])
+def test_executor_pmap_with_an_input_that_raises(backend: str) -> None:
+    fn = async_square if backend == "asyncio" else square
+    seen: list[int] = []
+
+    def consume(results: Iterator[int]) -> None:
+        for value in results:
+            seen.append(value)
+
+    with get_executor(backend, max_workers=2) as executor:
+        with pytest.raises(KeyError, match="the input broke"):
+            consume(executor.pmap(fn, broken_input(7), chunksize=2))
+        assert seen == [x * x for x in range(7)]  # every item read before the error
+
+
+async def async_square(x: int) -> int:
+    return x * x
+
+
+# ================================================================ volume
+def test_100k_tiny_tasks_through_pmap_on_processes() -> None:
+    warm_up()
+    n = 10**5
+    with LeakCheck():
+        assert list(pmap(square, range(n), backend="processes", workers=2)) == [x * x for x in range(n)]
+        out = list(pmap(square, range(n), backend="processes", workers=2, chunksize=97, ordered=False))
+        assert sorted(out) == [x * x for x in range(n)]
+
+
+def test_100k_tiny_tasks_through_thread_executor_map() -> None:
+    n = 10**5
+    with LeakCheck(), ThreadExecutor(2) as executor:
+        assert list(executor.map(square, range(n), timeout=HANG_GUARD_S)) == [x * x for x in range(n)]
+
+
+ARRAY_BYTES = 64 << 20
+ARRAYS = 16  # 1 GiB in total
+
+
+def checksum_and_scribble(a: np.ndarray) -> float:
+    total = float(a.sum())
+    a[:] = -1.0  # copy-on-write: must not reach the parent or another task
+    return total
+
+
+def scenario_gigabyte_payload() -> None:
+    warm_up()
+    n = ARRAY_BYTES // 8
+
+    def arrays() -> Iterator[np.ndarray]:  # made one at a time: the parent never holds them all
+        for i in range(ARRAYS):
+            yield np.full(n, float(i))
+
+    list(pmap(checksum_and_scribble, [np.ones(n // 64)] * 2, backend="processes", workers=2, chunksize=1))
+    gc.collect()
+    rss_before = rss_bytes()
+    reset_peak_rss()
+    with LeakCheck() as check:
+        out = list(pmap(checksum_and_scribble, arrays(), backend="processes", workers=2, chunksize=1))
+        assert out == [float(i) * n for i in range(ARRAYS)]
+        # Every array went through its own shared-memory segment (LeakCheck: all unlinked).
+        assert len(check.created_shm) >= ARRAYS, len(check.created_shm)
+    peak = peak_rss_bytes() - rss_before
+    gc.collect()
+    left = rss_bytes() - rss_before
+    print(json.dumps({"peak_mib": peak >> 20, "left_mib": left >> 20}), flush=True)
+    # Bounded: a few arrays in flight, never the whole gigabyte.
+    assert peak < ARRAYS * ARRAY_BYTES // 2, f"peak RSS grew by {peak >> 20} MiB"
+    # And the memory comes back.
+    assert left < 2 * ARRAY_BYTES, f"RSS still {left >> 20} MiB above the start"
+
+
+def test_gigabyte_payload_through_shared_memory() -> None:
+    scenario("gigabyte_payload")
+
+
+# ================================================================ memory growth over repeated faults
+def fail_on_3(x: int) -> int:
+    if x == 3:
+        raise ValueError("three")
+    return x
+
+
+def scenario_memory_growth_over_repeated_faults() -> None:
+    warm_up()
+    segfault_on_2 = functools.partial(fault_on, 2, "segfault", tempfile.gettempdir())
+
+    def pmap_crash() -> None:
+        out = list(
+            pmap(segfault_on_2, range(6), backend="processes", workers=2, chunksize=1, errors="collect")
+        )
+        assert isinstance(out[2], TaskError)
+
+    def broken_pool() -> None:
+        with ProcessExecutor(1) as executor:
+            assert isinstance(
+                executor.submit(crash, "exit").exception(timeout=HANG_GUARD_S), BrokenProcessPool
+            )
+
+    def pipeline_error() -> None:
+        with pytest.raises(ValueError, match="three"):
+            list(Pipeline(fail_on_3, workers=2, kind="process").then(add_one).run(range(10)))
+
+    def thread_errors() -> None:
+        with ThreadExecutor(2) as executor:
+            futures = [executor.submit(fail_on_3, x) for x in range(50)]
+            assert sum(f.exception(timeout=HANG_GUARD_S) is not None for f in futures) == 1
+
+    def serial_pmap_errors() -> None:
+        out = list(pmap(fail_on_3, range(200), backend="serial", errors="collect"))
+        assert isinstance(out[3], TaskError)
+
+    report = {}
+    for run in (pmap_crash, broken_pool, pipeline_error, thread_errors, serial_pmap_errors):
+        with LeakCheck():
+            growth = traced_growth(run, runs=10, warmups=3)
+        report[run.__name__] = growth
+    print(json.dumps(report), flush=True)
+    for name, growth in report.items():
+        # Nothing a run creates may stay: a leaked exception with its traceback and
+        # frames, a future or a Process object per run is kilobytes; allow a few KiB
+        # in total for interpreter caches (measured: at most about 3 KiB).
+        assert growth < 32 << 10, f"{name}: {growth} bytes more after 10 more runs"
+
+
+def test_memory_does_not_grow_over_repeated_faults() -> None:
+    scenario("memory_growth_over_repeated_faults")
+
+
+# ================================================================ dask
+def die_once(flag_dir: str, x: int) -> int:
+    """Kill the worker the first time, succeed when the task is retried elsewhere."""
+    flag = os.path.join(flag_dir, f"died-{x}")
+    if not os.path.exists(flag):
+        open(flag, "w").close()
+        os._exit(EXIT_CODE)
+    return x * x
+
+
+def always_die(x: int) -> int:
+    os._exit(EXIT_CODE)
+
+
+def scenario_dask_worker_death() -> None:
+    import dask
+
+    from manycore.executors import DaskExecutor
+
+    # A task whose worker dies is retried on another worker; after
+    # allowed-failures + 1 deaths it fails with KilledWorker.
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 1}),
+        tempfile.TemporaryDirectory() as tmp,
+        DaskExecutor(max_workers=2, silence_logs=50) as executor,
+    ):
+        assert executor.submit(die_once, tmp, 3).result(timeout=HANG_GUARD_S) == 9
+        error = executor.submit(always_die, 1).exception(timeout=HANG_GUARD_S)
+        assert type(error).__name__ == "KilledWorker", repr(error)
+        assert executor.submit(square, 5).result(timeout=HANG_GUARD_S) == 25  # the cluster recovered
+
+
+def test_dask_worker_death_is_retried_then_killed_worker() -> None:
+    scenario("dask_worker_death")
