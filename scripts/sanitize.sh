@@ -11,7 +11,10 @@
 #                                                   CPython's own one-time allocations
 #   tsan     ThreadSanitizer (clang + libomp)       libtsan preloaded into the real
 #                                                   interpreter binary; gcc's libgomp gives
-#                                                   false positives, hence clang
+#                                                   false positives, hence clang.  Known:
+#                                                   clang 14's runtime crashes at interpreter
+#                                                   start on kernel 6.18 (even `print()`),
+#                                                   ASLR off or not; use a newer clang there
 #   valgrind memcheck, no rebuild needed            PYTHONMALLOC=malloc, slow: a small subset
 #
 # Environment: SANITIZE_DIR (default /tmp/manycore-sanitize) holds the venvs; TESTS overrides
