@@ -193,7 +193,8 @@ def test_cancel_futures_on_many_queued_items_leaves_nothing_pending(no_asyncio_n
     assert cf.wait(queued, timeout=HANG_GUARD_S).done == set(queued)
     release.set()
     ex.shutdown(wait=True)
-    assert [f.result(timeout=0) for f in running] == [2, 1]
+    # each returns how many were active when it finished: one saw 2, the other 1, in either order
+    assert sorted(f.result(timeout=0) for f in running) == [1, 2]
     assert not any(t.name.startswith("manycore-asyncio") and t.is_alive() for t in [ex._thread])
 
 
