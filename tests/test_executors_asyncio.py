@@ -92,7 +92,8 @@ def test_max_workers_bounds_running_coroutines(no_asyncio_noise: None) -> None:
     active, peak = [0], [0]
     with AsyncExecutor(max_workers=3) as ex:
         futures = [ex.submit(hold, release, active, peak) for _ in range(10)]
-        wait_until(lambda: sum(f.running() for f in futures) == 3)
+        # a future is "running" once it holds a slot, a moment before its body counts itself
+        wait_until(lambda: sum(f.running() for f in futures) == 3 and active[0] == 3)
         # While the three hold their slots nothing else starts (the state is stable).
         assert [f.running() for f in futures] == [True] * 3 + [False] * 7
         assert peak[0] == 3
