@@ -437,3 +437,39 @@ def test_no_worker_survives_a_map() -> None:
 def test_signal_name_of_exit_codes() -> None:
     assert WorkerCrashed("x", exitcode=-signal.SIGKILL).signal_name == "SIGKILL"
     assert WorkerCrashed("x", exitcode=3).signal_name is None
+
+
+def test_known_length_starts_only_the_workers_that_get_a_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    from manycore.executors import _engine
+
+    started: list[int] = []
+    spawn = _engine.ProcessEngine._spawn
+
+    def counting_spawn(self: _engine.ProcessEngine, slot: int) -> object:
+        started.append(slot)
+        return spawn(self, slot)
+
+    monkeypatch.setattr(_engine.ProcessEngine, "_spawn", counting_spawn)
+    # 3 items in chunks of 2: two chunks, so two of the four workers, started up front
+    assert list(pmap(square, [1, 2, 3], backend="processes", workers=4, chunksize=2)) == [1, 4, 9]
+    assert sorted(started) == [0, 1]
+    started.clear()
+    # a generator has no length: workers start as chunks are read (here one chunk, one worker)
+    assert list(pmap(square, (x for x in [1, 2, 3]), backend="processes", workers=4, chunksize=5)) == [
+        1,
+        4,
+        9,
+    ]
+    assert started == [0]
+
+
+def test_forked_workers_limit_blas_threads_from_the_parents_scan() -> None:
+    from threadpoolctl import threadpool_info
+
+    def inner_limits(_: int) -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info()]
+
+    expected = max(1, len(os.sched_getaffinity(0)) // 2)
+    got = list(pmap(inner_limits, range(2), backend="processes", workers=2, chunksize=1))
+    assert got[0], got
+    assert all(n == expected for limits in got for n in limits), got

@@ -315,7 +315,10 @@ def _run(
     backlog = _Backlog(limit=max(16, decision.workers * decision.chunksize))
     # serial runs read ahead only what was asked for (chunksize), else 1024 items
     serial_batch = chunksize or 1024
-    batches = _batches(fn, source, decision, executor, deadline, task_timeout, backlog.has_room, serial_batch)
+    expected = length - source.position if length > 0 else -1  # what is left after a probe
+    batches = _batches(
+        fn, source, decision, executor, deadline, task_timeout, backlog.has_room, serial_batch, expected
+    )
     if probed is not None:
         batches = itertools.chain((probed,), batches)
     yield from _deliver(batches, ordered, errors, backlog)
@@ -439,6 +442,7 @@ def _batches(
     task_timeout: float | None,
     may_dispatch: Callable[[], bool],
     serial_batch: int,
+    expected_items: int,
 ) -> Iterator[Batch]:
     if executor is None and decision.backend == "serial":
         yield from _run_serial(fn, source, deadline, serial_batch)
@@ -458,6 +462,7 @@ def _batches(
                 task_timeout=task_timeout,
                 deadline=deadline,
                 may_dispatch=may_dispatch,
+                expected_items=expected_items,
             )
         finally:
             engine.close()
@@ -470,6 +475,7 @@ def _batches(
             task_timeout=task_timeout,
             deadline=deadline,
             may_dispatch=may_dispatch,
+            expected_items=expected_items,
         )
         return
     own = executor is None

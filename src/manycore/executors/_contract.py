@@ -20,7 +20,9 @@ semantics every backend guarantees:
 ``shutdown(wait=True, *, cancel_futures=False)``
     Idempotent.  ``cancel_futures=True`` cancels every future that has not
     started.  ``wait=True`` returns when running work has finished and the
-    workers are gone.
+    workers are gone.  Leaving a ``with`` block is ``shutdown(wait=True)``,
+    except by ``KeyboardInterrupt``: then queued work is cancelled first
+    (and processes are killed, coroutines cancelled) so Ctrl-C is prompt.
 
 ``pmap(fn, iterable, ...)`` / ``pstarmap(fn, iterable, ...)``
     :func:`manycore.pmap` on this executor (see there for errors, timeouts,
@@ -141,6 +143,23 @@ class ManycoreExecutor(Executor):
         from ..pmap import pstarmap
 
         return pstarmap(fn, iterable, executor=self, **options)
+
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> bool | None:
+        """Leaving ``with`` is ``shutdown(wait=True)``, except by Ctrl-C: see :meth:`_interrupted_exit`."""
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self._interrupted_exit()
+            return False
+        return super().__exit__(exc_type, exc_val, exc_tb)
+
+    def _interrupted_exit(self) -> None:
+        """Ctrl-C left the ``with`` block: the user wants out, not the rest of the queue.
+
+        The stdlib's ``__exit__`` runs every queued call before the
+        ``KeyboardInterrupt`` gets through; here queued work is cancelled and
+        only the calls already running are waited for (threads cannot be
+        interrupted).  Backends that can stop running work do more.
+        """
+        self.shutdown(wait=True, cancel_futures=True)
 
 
 class NotifyCancelledOnShutdown:

@@ -41,7 +41,7 @@ from typing import Any
 from . import _serialize
 from ._batches import Batch, Failures, Input, run_chunk
 from ._contract import WorkerCrashed
-from .process import portable_exception, worker_setup
+from .process import portable_exception, prepare_inner_limits, worker_setup
 
 _FN, _CHUNK, _STOP = 0, 1, 2
 _MAX_DEATHS_WITHOUT_PROGRESS = 3
@@ -204,6 +204,8 @@ class ProcessEngine:
 
     # ------------------------------------------------------------ workers
     def _spawn(self, slot: int) -> _Worker:
+        if self._inner is not None:
+            prepare_inner_limits(self._ctx)
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         self._slot_state[slot] = _IDLE
         process = self._ctx.Process(
@@ -277,6 +279,7 @@ class ProcessEngine:
         task_timeout: float | None = None,
         deadline: float | None = None,
         may_dispatch: Callable[[], bool] = lambda: True,
+        expected_items: int = -1,
     ) -> Iterator[Batch]:
         """Run ``fn`` over the input; yield batches in completion order.
 
@@ -285,6 +288,10 @@ class ProcessEngine:
         (``time.monotonic()``) raises ``TimeoutError``.  Closing the
         generator early kills the busy workers.  The caller re-raises
         ``source.error`` once everything read has been yielded.
+        ``expected_items`` (the input's length, if known) starts every
+        worker that will get a chunk before reading the input: forking them
+        in one burst, before the parent touches its data, means the parent's
+        pages are copied-on-write once instead of once per fork.
         """
         if self._pid != os.getpid():
             raise RuntimeError("this process engine was created before fork(); its workers are in the parent")
@@ -300,6 +307,10 @@ class ProcessEngine:
         busy: dict[Any, _Worker] = {}  # conn -> worker
 
         try:
+            if expected_items > 0:
+                for slot in range(min(self.workers, -(-expected_items // chunksize))):
+                    if self._pool[slot] is None:
+                        self._spawn(slot)
             while True:
                 if self._closed:
                     raise RuntimeError("the executor was shut down while this pmap was running")

@@ -39,12 +39,13 @@ Concurrency
     (inside a task), ``wait=True`` cannot join its own thread and behaves
     like ``wait=False``.
 
-Interpreter exit
-    An executor still open at exit is shut down with its queued items
-    cancelled and, unlike ``shutdown``, its running coroutines cancelled too
-    (their futures get ``concurrent.futures.CancelledError``), so ``finally``
-    blocks run and no "Task was destroyed but it is pending" or "coroutine
-    was never awaited" warning is printed.  After ``fork()`` the child has no
+Ctrl-C and interpreter exit
+    Leaving a ``with`` block by ``KeyboardInterrupt``, and an executor still
+    open at exit, shut down with the queued items cancelled and, unlike
+    ``shutdown``, the running coroutines cancelled too (their futures get
+    ``concurrent.futures.CancelledError``), so ``finally`` blocks run and no
+    "Task was destroyed but it is pending" or "coroutine was never awaited"
+    warning is printed.  After ``fork()`` the child has no
     loop thread: the child's copy refuses ``submit`` with ``RuntimeError``.
 
 Exceptions raised by ``fn`` (``BaseException`` included) are set on the future
@@ -217,6 +218,10 @@ class AsyncExecutor(ManycoreExecutor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting work; see the module documentation for the exact semantics."""
         self._shutdown_impl(wait=wait, cancel_futures=cancel_futures, cancel_running=False)
+
+    def _interrupted_exit(self) -> None:
+        # Ctrl-C in a ``with`` block: coroutines, unlike threads, can be stopped
+        self._shutdown_impl(wait=True, cancel_futures=True, cancel_running=True)
 
     # ------------------------------------------------------------ internals
     def _shutdown_impl(self, *, wait: bool, cancel_futures: bool, cancel_running: bool) -> None:

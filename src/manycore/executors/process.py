@@ -29,6 +29,7 @@ dies), plus:
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pickle
 import signal
@@ -66,16 +67,45 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+# The parent's threadpoolctl view of its loaded BLAS/OpenMP libraries, built
+# before forking workers so that a forked worker limits them without importing
+# threadpoolctl and scanning its libraries again (5-20 ms per worker start).
+_inherited: tuple[int, int, Any] | None = None  # (parent pid, len(sys.modules) then, controller)
+_INNER_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+
+
+def prepare_inner_limits(mp_context: Any) -> None:
+    """In the parent, before workers fork: (re)build the inherited controller if needed."""
+    global _inherited
+    method = mp_context.get_start_method() if mp_context is not None else None
+    if (method or multiprocessing.get_start_method()) != "fork":
+        return  # spawned workers start from scratch and scan for themselves
+    if _inherited is not None and _inherited[:2] == (os.getpid(), len(sys.modules)):
+        return  # nothing imported since: no new library to know about
+    try:
+        from threadpoolctl import ThreadpoolController
+
+        _inherited = (os.getpid(), len(sys.modules), ThreadpoolController())
+    except Exception:  # pragma: no cover - threadpoolctl failing must not stop the map
+        _inherited = None
+
+
 def worker_setup(init_payload: bytes | None, inner_threads: int | None) -> None:
     """Runs first in every worker process (ours and the engine's)."""
     global _limiter
     # The parent decides what Ctrl-C means; a worker traceback per key press helps nobody.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if inner_threads is not None:
+        # libraries loaded later in this worker read these when they start
+        for name in _INNER_ENV:
+            os.environ.setdefault(name, str(inner_threads))
         try:
-            from threadpoolctl import threadpool_limits
+            if _inherited is not None and _inherited[0] != os.getpid():
+                _limiter = _inherited[2].limit(limits=inner_threads)  # forked: the parent's scan
+            else:
+                from threadpoolctl import threadpool_limits
 
-            _limiter = threadpool_limits(limits=inner_threads)
+                _limiter = threadpool_limits(limits=inner_threads)
         except Exception:  # pragma: no cover - threadpoolctl failing must not kill the worker
             _limiter = None
     if init_payload is not None:
@@ -147,6 +177,12 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
             **kwargs,
         )
 
+    def _adjust_process_count(self) -> None:
+        # the stdlib starts its workers here; let forked ones inherit the library scan
+        if self._inner_threads is not None:
+            prepare_inner_limits(self._mp_context)
+        super()._adjust_process_count()  # private in the stdlib (3.9+)
+
     @property
     def max_workers(self) -> int:
         return int(self._max_workers)  # type: ignore[attr-defined]  # set by ProcessPoolExecutor
@@ -201,11 +237,8 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
         for p in processes:
             p.join(timeout=5)
 
-    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> bool | None:
-        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
-            self.terminate()
-            return False
-        return super().__exit__(exc_type, exc_val, exc_tb)
+    def _interrupted_exit(self) -> None:
+        self.terminate()  # Ctrl-C in a ``with`` block: running work is killed too
 
     def _get_engine(self) -> Any:
         """The fault-tolerant engine that runs ``pmap`` with this executor's settings."""

@@ -6,6 +6,10 @@ Same constructor (``max_workers``, ``thread_name_prefix``, ``initializer``,
 ``ThreadPoolExecutor``.  Threads share the GIL: they speed up I/O and code that
 releases the GIL (NumPy, native kernels), not pure-Python CPU work.
 
+One deliberate difference: leaving a ``with`` block by Ctrl-C cancels the
+queued calls (``shutdown(wait=True, cancel_futures=True)``) instead of
+running the whole queue before the ``KeyboardInterrupt`` gets through.
+
 After ``fork()`` the child has none of the worker threads: its copy of the
 executor refuses ``submit`` with ``RuntimeError`` (the stdlib pool accepts the
 call and never runs it).
