@@ -149,6 +149,16 @@ typedef void (*mc_thread_body)(void *ctx, unsigned index);
  * returned: no thread outlives the call. */
 MC_API int mc_run_threads(unsigned n, mc_thread_body body, void *ctx, int *os_error);
 
+/* Called by mc_run_threads_ex on the launching thread when creating thread
+ * `started` fails with `os_error`, before threads 0..started-1 are joined:
+ * if their bodies wait for more work, this is where to tell them to finish
+ * (otherwise the join waits for them forever). */
+typedef void (*mc_start_failed)(void *ctx, unsigned started, int os_error);
+
+/* mc_run_threads, plus `on_failure` (may be NULL) called as described above. */
+MC_API int mc_run_threads_ex(unsigned n, mc_thread_body body, void *ctx, mc_start_failed on_failure,
+                             int *os_error);
+
 typedef struct mc_thread_record {
     unsigned index;          /* 0..n-1 */
     uint64_t os_thread_id;   /* gettid() / GetCurrentThreadId() */

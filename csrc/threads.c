@@ -61,6 +61,11 @@ static void *run_threads_main(void *p)
 
 int mc_run_threads(unsigned n, mc_thread_body body, void *ctx, int *os_error)
 {
+    return mc_run_threads_ex(n, body, ctx, NULL, os_error);
+}
+
+int mc_run_threads_ex(unsigned n, mc_thread_body body, void *ctx, mc_start_failed on_failure, int *os_error)
+{
     if (os_error)
         *os_error = 0;
     if (n < 1 || n > MC_MAX_THREADS || body == NULL)
@@ -81,6 +86,8 @@ int mc_run_threads(unsigned n, mc_thread_body body, void *ctx, int *os_error)
             if (os_error)
                 *os_error = err;
             rc = MC_ETHREAD;
+            if (on_failure != NULL)
+                on_failure(ctx, started, err);
             break;
         }
         started++;

@@ -213,13 +213,16 @@ def test_max_workers_above_the_runtime_limit_is_value_error() -> None:
 def test_thread_creation_failure_raises_and_leaks_nothing(
     after: int, fail_thread_create: Callable[[int], None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # With `after` threads started the C launcher is joining them; the
-    # constructor's startup deadline is what stops them.
-    monkeypatch.setattr(native_backend, "STARTUP_TIMEOUT_S", 1.0)
+    # With `after` threads started and waiting for work, the C launcher's
+    # on_start_failure hook stops them: the constructor raises at once, not
+    # after its startup safety net.
+    monkeypatch.setattr(native_backend, "STARTUP_TIMEOUT_S", 4 * HANG_GUARD_S)
     before = thread_ids()
     fail_thread_create(after)
+    started = time.monotonic()
     with pytest.raises(OSError, match="could not create an OS thread") as info:
         NativeExecutor(max_workers=3)
+    assert time.monotonic() - started < HANG_GUARD_S  # the safety net would take 4x that
     assert info.value.errno == errno.EAGAIN
     assert leftover_threads(before) == set()
     with get_executor("native", max_workers=3) as ex:  # the hook fires once

@@ -313,6 +313,36 @@ def test_call_in_threads_failure(after: int, fail_thread_create: Callable[[int],
     assert native.call_in_threads(lambda i: i, 5) == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("after", [0, 1, 3])
+def test_call_in_threads_on_start_failure_releases_waiting_bodies(
+    after: int, fail_thread_create: Callable[[int], None]
+) -> None:
+    # Bodies that wait for a signal would make the join hang; the hook runs
+    # before the join, with the number of threads started and the errno.
+    go = threading.Event()
+    reports: list[tuple[int, int]] = []
+
+    def body(i: int) -> int:
+        assert go.wait(60), "on_start_failure was not called before the join"
+        return i
+
+    def on_failure(started: int, os_error: int) -> None:
+        reports.append((started, os_error))
+        go.set()
+
+    before = thread_ids()
+    fail_thread_create(after)
+    with pytest.raises(OSError, match="could not create an OS thread"):
+        native.call_in_threads(body, 5, on_start_failure=on_failure)
+    assert reports == [(after, errno.EAGAIN)]
+    assert leftover_threads(before) == set()
+    go.clear()
+    assert native.call_in_threads(lambda i: i, 3, on_start_failure=on_failure) == [0, 1, 2]
+    assert reports == [(after, errno.EAGAIN)]  # not called when every thread starts
+    with pytest.raises(TypeError, match="on_start_failure must be callable"):
+        native.call_in_threads(body, 2, on_start_failure=3)  # type: ignore[arg-type]
+
+
 def test_default_pool_creation_failure_is_not_cached(fail_thread_create: Callable[[int], None]) -> None:
     x = np.arange(300_000, dtype=np.float64)
     want = native.sum(x, threads=1)

@@ -967,7 +967,23 @@ done:
 typedef struct {
     PyObject *fn;
     PyObject **results;   /* (True, value) or (False, exception) per thread */
+    PyObject *on_failure; /* on_start_failure(started, errno), or NULL */
 } cit_ctx;
+
+/* A thread could not be created: let Python stop the ones already running
+ * (they may be waiting for work) before mc_run_threads_ex joins them. */
+static void cit_start_failed(void *p, unsigned started, int os_error)
+{
+    cit_ctx *c = p;
+    if (c->on_failure == NULL)
+        return;
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *r = PyObject_CallFunction(c->on_failure, "Ii", started, os_error);
+    if (r == NULL)
+        PyErr_WriteUnraisable(c->on_failure);
+    Py_XDECREF(r);
+    PyGILState_Release(g);
+}
 
 static void cit_body(void *p, unsigned index)
 {
@@ -997,27 +1013,34 @@ static void cit_body(void *p, unsigned index)
 static PyObject *nat_call_in_threads(PyObject *m, PyObject *args)
 {
     module_state *st = get_state(m);
-    PyObject *fn;
+    PyObject *fn, *on_failure = Py_None;
     unsigned int n;
-    if (!PyArg_ParseTuple(args, "OI:call_in_threads", &fn, &n))
+    if (!PyArg_ParseTuple(args, "OI|O:call_in_threads", &fn, &n, &on_failure))
         return NULL;
     if (!PyCallable_Check(fn)) {
         PyErr_Format(PyExc_TypeError, "fn must be callable, not %.100s", Py_TYPE(fn)->tp_name);
+        return NULL;
+    }
+    if (on_failure != Py_None && !PyCallable_Check(on_failure)) {
+        PyErr_Format(PyExc_TypeError, "on_start_failure must be callable or None, not %.100s",
+                     Py_TYPE(on_failure)->tp_name);
         return NULL;
     }
     if (n < 1 || n > MC_MAX_THREADS) {
         PyErr_Format(PyExc_ValueError, "n must be between 1 and %d, got %u", MC_MAX_THREADS, n);
         return NULL;
     }
-    cit_ctx c = {fn, PyMem_Calloc(n, sizeof(PyObject *))};
+    cit_ctx c = {fn, PyMem_Calloc(n, sizeof(PyObject *)), on_failure == Py_None ? NULL : on_failure};
     if (c.results == NULL)
         return PyErr_NoMemory();
     Py_INCREF(fn);
+    Py_XINCREF(c.on_failure);
     int status, os_error = 0;
     Py_BEGIN_ALLOW_THREADS
-    status = mc_run_threads(n, cit_body, &c, &os_error);
+    status = mc_run_threads_ex(n, cit_body, &c, cit_start_failed, &os_error);
     Py_END_ALLOW_THREADS
     Py_DECREF(fn);
+    Py_XDECREF(c.on_failure);
     PyObject *list = NULL;
     if (status != MC_OK) {
         raise_status(st, status, "call_in_threads", os_error);
@@ -1085,7 +1108,8 @@ static PyMethodDef native_methods[] = {
      "parallel_for(fn_address, n, context, grain, schedule, pool, threads)"},
     {"bench_dispatch", nat_bench_dispatch, METH_VARARGS, "bench_dispatch(pool, threads, iterations) -> s/region"},
     {"start_threads", nat_start_threads, METH_VARARGS, "start_threads(n, work) -> (records, total)"},
-    {"call_in_threads", nat_call_in_threads, METH_VARARGS, "call_in_threads(fn, n) -> [(ok, value)]"},
+    {"call_in_threads", nat_call_in_threads, METH_VARARGS,
+     "call_in_threads(fn, n, on_start_failure=None) -> [(ok, value)]"},
     {"_debug_fail_thread_create", nat_debug_fail_thread_create, METH_O,
      "Test hook: make the thread creation after `after` more successes fail (-1 disables)."},
     {"noop_address", nat_noop_address, METH_NOARGS,

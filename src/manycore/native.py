@@ -368,7 +368,9 @@ def start_threads(n: int, work: int = 10_000_000) -> list[ThreadRecord]:
     return [ThreadRecord(*r) for r in records]
 
 
-def call_in_threads(fn: Callable[[int], T], n: int) -> list[T]:
+def call_in_threads(
+    fn: Callable[[int], T], n: int, *, on_start_failure: Callable[[int, int], object] | None = None
+) -> list[T]:
     """Call ``fn(i)`` on ``n`` new native threads, each taking the GIL with ``PyGILState_Ensure``.
 
     Returns the results in index order.  If calls raise, the exception of the
@@ -377,11 +379,18 @@ def call_in_threads(fn: Callable[[int], T], n: int) -> list[T]:
     serialises it — which is the point this function demonstrates; work that
     releases the GIL (I/O, NumPy, native kernels) does.
     Ctrl-C is handled after every thread has returned.
+
+    If the OS refuses a thread, the ones already started are joined and
+    ``OSError`` is raised; ``on_start_failure(started, errno)`` is called
+    first (on the calling thread), so that bodies waiting for work can be
+    told to finish — otherwise that join would wait for them forever.
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable, not {type(fn).__name__}")
+    if on_start_failure is not None and not callable(on_start_failure):
+        raise TypeError(f"on_start_failure must be callable or None, not {type(on_start_failure).__name__}")
     count = check_int(n, "n", minimum=1, maximum=MAX_THREADS)
-    outcomes = _native.call_in_threads(fn, count)
+    outcomes = _native.call_in_threads(fn, count, on_start_failure)
     failures = [(i, v) for i, (ok, v) in enumerate(outcomes) if not ok]
     if failures:
         index, exc = failures[0]

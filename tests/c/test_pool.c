@@ -65,6 +65,25 @@ static void outer(void *p, size_t b, size_t e, unsigned w)
 
 static atomic_int slow_stop;
 static void slow(void *p, size_t b, size_t e, unsigned w) { (void)p; (void)b; (void)e; (void)w; for (volatile int i = 0; i < 200000; i++) {} }
+/* mc_run_threads_ex: bodies wait until the failure hook releases them. */
+static atomic_int release_bodies, hook_started, hook_error, bodies_ran;
+static void waiting_body(void *p, unsigned i)
+{
+    (void)p; (void)i;
+    while (!atomic_load(&release_bodies)) {
+        struct timespec us = {0, 100000};
+        nanosleep(&us, NULL);
+    }
+    atomic_fetch_add(&bodies_ran, 1);
+}
+static void release_on_failure(void *p, unsigned started, int os_error)
+{
+    (void)p;
+    atomic_store(&hook_started, (int)started);
+    atomic_store(&hook_error, os_error);
+    atomic_store(&release_bodies, 1);
+}
+
 static int polls;
 static int poll_cancel(void *p) { (void)p; return ++polls >= 2; }
 
@@ -130,6 +149,24 @@ int main(void)
         CHECK(mc_start_threads(5, 1000, rec, &lo, &hi, &err) == MC_ETHREAD);
         CHECK(settle_task_count(tasks0) == tasks0);
     }
+    /* the failure hook runs before the join, with the count started and errno */
+    for (int after = 0; after < 4; after++) {
+        int err = 0;
+        atomic_store(&release_bodies, 0);
+        atomic_store(&bodies_ran, 0);
+        atomic_store(&hook_started, -1);
+        mc_debug_fail_thread_create(after);
+        CHECK(mc_run_threads_ex(5, waiting_body, NULL, release_on_failure, &err) == MC_ETHREAD);
+        CHECK(atomic_load(&hook_started) == after);
+        CHECK(atomic_load(&hook_error) == err && err != 0);
+        CHECK(atomic_load(&bodies_ran) == after);
+        CHECK(settle_task_count(tasks0) == tasks0);
+    }
+    atomic_store(&release_bodies, 1);
+    atomic_store(&hook_started, -1);
+    atomic_store(&bodies_ran, 0);
+    CHECK(mc_run_threads_ex(3, waiting_body, NULL, release_on_failure, NULL) == MC_OK);
+    CHECK(atomic_load(&hook_started) == -1 && atomic_load(&bodies_ran) == 3);
     mc_debug_fail_thread_create(-1);
     mc_thread_record rec[5];
     uint64_t lo, hi;

@@ -76,9 +76,9 @@ __all__ = ["NativeExecutor", "is_native_callable"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: How long the constructor waits for every native thread to report in before
-#: it concludes that thread creation failed part-way (the C launcher cannot
-#: report that while it joins the threads already started).
+#: A safety net: how long the constructor waits for every native thread to
+#: report in.  A failed thread creation is reported at once (the launcher's
+#: ``on_start_failure`` stops the threads already started).
 STARTUP_TIMEOUT_S = 30.0
 
 _launcher_counter = itertools.count()
@@ -146,13 +146,21 @@ class _Workers:
 
     def launch(self) -> None:  # the launcher thread
         try:
-            native.call_in_threads(self.worker_main, self.count)
+            native.call_in_threads(self.worker_main, self.count, on_start_failure=self.start_failed)
         except BaseException as exc:
             self.launch_error = exc
         finally:
             with self.cond:
                 self.launcher_done = True
                 self.cond.notify_all()
+
+    def start_failed(self, started: int, os_error: int) -> None:  # the launcher, before the join
+        # The threads that did start are waiting for work: stop them now, so
+        # that the join returns and the constructor raises at once.
+        with self.stop_lock:
+            self.stopped = True
+        for _ in range(started):
+            self.queue.put(None)
 
     def worker_main(self, index: int) -> None:  # a native thread, holding the GIL between items
         with self.cond:
