@@ -3,6 +3,8 @@ exceptions with their remote tracebacks, and a shutdown that leaves no process b
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import functools
 import importlib
 import importlib.util
 import os
@@ -18,6 +20,7 @@ from typing import Any
 import psutil
 import pytest
 
+from manycore import TaskError
 from manycore.executors import DaskExecutor, RemoteTraceback, backends
 from manycore.executors import dask as dask_backend
 from test_executors_contract import Gate, blocker
@@ -193,3 +196,43 @@ def test_shutdown_from_a_done_callback_does_not_deadlock(owned: DaskExecutor, tm
     assert first.result(timeout=0) == 0
     assert second.result(timeout=HANG_GUARD_S) == 32
     ex.shutdown(wait=True)
+
+
+def sleep_on_gate_if(gate_dir: str, x: int, stuck: int) -> int:
+    if x == stuck:
+        blocker(gate_dir, x)
+    return x * 10
+
+
+def test_cancelling_a_running_task_releases_it_and_the_cluster_goes_on(
+    owned: DaskExecutor, tmp_path: Path
+) -> None:
+    # The client cannot see "running": cancel() succeeds, the result is discarded,
+    # the worker thread runs the call to its end, and the executor stays usable.
+    gate = Gate(tmp_path / "gate")
+    running = owned.submit(blocker, gate.dir, 7)
+    gate.wait_started(1)
+    assert running.cancel()
+    assert running.cancelled()
+    with pytest.raises(cf.CancelledError):
+        running.result(timeout=0)
+    assert owned.submit(pow, 3, 4).result(timeout=HANG_GUARD_S) == 81  # the other worker
+    gate.open()  # let the abandoned call finish
+    assert owned.submit(pow, 2, 10).result(timeout=HANG_GUARD_S) == 1024
+
+
+def test_pmap_task_timeout_on_dask_fails_only_the_stuck_item(owned: DaskExecutor, tmp_path: Path) -> None:
+    # Dask cannot interrupt a running call: the stuck item becomes a TimeoutError
+    # (its task is cancelled, its worker thread abandoned) and the others complete.
+    gate = Gate(tmp_path / "gate")
+    fn = functools.partial(sleep_on_gate_if, gate.dir, stuck=2)
+    try:
+        results = owned.pmap(fn, range(5), task_timeout=1.0, errors="collect").results()
+    finally:
+        gate.open()
+    assert [r for i, r in enumerate(results) if i != 2] == [0, 10, 30, 40]
+    assert isinstance(results[2], TaskError)
+    assert results[2].index == 2
+    assert isinstance(results[2].exception, TimeoutError)
+    assert "task_timeout" in str(results[2].exception)
+    assert owned.submit(pow, 2, 3).result(timeout=HANG_GUARD_S) == 8
