@@ -24,13 +24,14 @@ def main() -> None:
 def info(as_json: bool) -> None:
     """Show this machine and build: cores, Python, compiler, OpenMP, SIMD level, pool size."""
     from . import native
+    from .bench._context import cpu_model
 
     build = native.build_info()
     facts: dict[str, object] = {
         "manycore": __version__,
         "python": f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})",
         "platform": platform.platform(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpus_available": build["cpu_count"],
         "default_pool_threads": native.default_threads(),
         "compiler": build["compiler"],
@@ -333,17 +334,6 @@ def _register_commands() -> None:
 
 
 _register_commands()
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

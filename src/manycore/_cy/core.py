@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ffi import _face
-from ..ffi._face import Buf, CallbackState, Exec, Number, PoolBase, Task
+from ..ffi._face import Bounds, Buf, CallbackState, Exec, Number, PoolBase, Task
 from . import _core
 
 __all__ = [
@@ -87,15 +87,7 @@ class _CythonBackend:
     def monte_carlo_pi(self, ex: Exec, samples: int, seed: int) -> tuple[int, int]:
         return _core.monte_carlo_pi(*_h(ex), samples, seed)
 
-    def mandelbrot(
-        self,
-        ex: Exec,
-        width: int,
-        height: int,
-        max_iter: int,
-        bounds: tuple[float, float, float, float],
-        out: Buf,
-    ) -> int:
+    def mandelbrot(self, ex: Exec, width: int, height: int, max_iter: int, bounds: Bounds, out: Buf) -> int:
         return _core.mandelbrot(*_h(ex), width, height, max_iter, *bounds, out.raw)
 
     def matmul(self, ex: Exec, a: Buf, b: Buf, out: Buf, m: int, k: int, n: int) -> int:

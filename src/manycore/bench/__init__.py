@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from ._context import BenchContext, cpu_count
+from ._context import BenchContext, cpu_count, cpu_model
 from .report import SCHEMA, Report, Section, validate_report
 
 SECTIONS: dict[str, str] = {
@@ -48,17 +48,8 @@ def machine_facts() -> dict[str, object]:
     from .. import __version__, native
 
     build = native.build_info()
-    model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
     return {
-        "cpu_model": model,
+        "cpu_model": cpu_model(),
         "cpus_available": cpu_count(),
         "simd": build["simd"],
         "openmp_at_build": build["openmp"],

@@ -25,6 +25,10 @@ def wrapped_int64(value: int) -> int:
     return v - 2**64 if v >= 2**63 else v
 
 
+def _numpy_square_sum(a: Any) -> Any:
+    return (a * a).sum()
+
+
 def run(ctx: BenchContext) -> Section:
     import numpy as np
 
@@ -52,20 +56,9 @@ def run(ctx: BenchContext) -> Section:
     add("pure Python loop (the unit's)", loop, loop_values[0])
 
     ctx.say("seed: NumPy")
-    a = np.arange(n, dtype=np.int64)
-    add(
-        "NumPy int64 (a*a).sum()",
-        time_call(lambda: (a * a).sum(), repeats=rep),
-        int((a * a).sum()),
-        "int64 wraps past 2**63",
-    )
-    f = np.arange(n, dtype=np.float64)
-    add(
-        "NumPy float64 (a*a).sum()",
-        time_call(lambda: (f * f).sum(), repeats=rep),
-        int((f * f).sum()),
-        "float64 keeps 53 bits",
-    )
+    for dtype, note in (("int64", "int64 wraps past 2**63"), ("float64", "float64 keeps 53 bits")):
+        square_sum = functools.partial(_numpy_square_sum, np.arange(n, dtype=dtype))
+        add(f"NumPy {dtype} (a*a).sum()", time_call(square_sum, repeats=rep), int(square_sum()), note)
 
     parts = split(n, ctx.threads)
     ctx.say("seed: thread pool")

@@ -23,7 +23,7 @@ import threading
 from _ctypes import CFuncPtr as _CFuncPtr
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 
@@ -35,18 +35,23 @@ __all__ = [
     "POOL_MIN_WORK",
     "SCHEDULES",
     "Backend",
+    "Bounds",
     "Buf",
     "CallbackState",
     "Exec",
     "Face",
+    "LibBackend",
     "Number",
     "PoolBase",
     "Task",
     "get_buffer",
+    "scalar_of",
     "scalar_value",
 ]
 
 Number = int | float
+Bounds = tuple[float, float, float, float]  # (xmin, xmax, ymin, ymax) of mandelbrot
+_T = TypeVar("_T")
 
 # Same thresholds as src/manycore/_native.c (a test checks they agree): below
 # GIL_RELEASE_MIN_WORK element operations nobody polls for Ctrl-C, below
@@ -187,6 +192,11 @@ def scalar_value(is_int: int, w0: int, w1: int, w2: int, f: float) -> Number:
     return (top << 128) + (w1 << 64) + w0
 
 
+def scalar_of(s: Any) -> Number:
+    """:func:`scalar_value` of an ``mc_scalar`` struct (a ctypes ``Structure`` or a cffi cdata)."""
+    return scalar_value(s.is_int, s.words[0], s.words[1], s.words[2], s.f)
+
+
 # ================================================================ callbacks
 class CallbackState:
     """Runs a Python chunk body from C; keeps the first exception instead of losing it.
@@ -262,13 +272,7 @@ class Backend(Protocol):
     def count_primes(self, ex: Exec, n: int) -> tuple[int, int]: ...
     def monte_carlo_pi(self, ex: Exec, samples: int, seed: int) -> tuple[int, int]: ...
     def mandelbrot(
-        self,
-        ex: Exec,
-        width: int,
-        height: int,
-        max_iter: int,
-        bounds: tuple[float, float, float, float],
-        out: Buf,
+        self, ex: Exec, width: int, height: int, max_iter: int, bounds: Bounds, out: Buf
     ) -> int: ...
     def matmul(self, ex: Exec, a: Buf, b: Buf, out: Buf, m: int, k: int, n: int) -> int: ...
     def square(self, ex: Exec, x: Buf, out: Buf) -> int: ...
@@ -277,6 +281,22 @@ class Backend(Protocol):
     def context(self, obj: object) -> tuple[int, object] | None: ...
     def parallel_for(self, ex: Exec, task: Task, context: int, n: int, grain: int, schedule: int) -> int: ...
     def bench_dispatch(self, ex: Exec, iterations: int) -> tuple[int, float]: ...
+
+
+class LibBackend:
+    """The calls that ctypes and cffi make the same way on the core library ``lib`` they loaded."""
+
+    def __init__(self, lib: Any) -> None:
+        self.lib = lib
+
+    def cpu_count(self) -> int:
+        return int(self.lib.mc_cpu_count())
+
+    def pool_destroy(self, handle: Any) -> None:
+        self.lib.mc_pool_destroy(handle)
+
+    def pool_check(self, handle: Any) -> int:
+        return int(self.lib.mc_pool_check(handle))
 
 
 # ================================================================ pools
@@ -442,12 +462,29 @@ class Face:
             return Exec(handle, threads, poll)
         return Exec(None, 0, poll)
 
-    @staticmethod
-    def _end(pool: PoolBase | None, status: int, context: str) -> None:
-        if pool is not None:
-            pool._release()
-        if status != _errors.OK:
-            _errors.raise_status(status, context)
+    def _run(
+        self,
+        pool: PoolBase | None,
+        threads: int,
+        work: float,
+        context: str,
+        kernel: Callable[[Exec], tuple[int, _T]],
+    ) -> _T:
+        """Port of kcall_begin / the kernel / kcall_end: ``kernel(exec)`` returns ``(status, value)``.
+
+        The pool is released whatever happens; a bad status raises (named by
+        ``context``), else ``value`` is returned.
+        """
+        ex = self._begin(pool, threads, work)
+        status = _errors.OK
+        try:
+            status, value = kernel(ex)
+        finally:
+            if pool is not None:
+                pool._release()
+            if status != _errors.OK:
+                _errors.raise_status(status, context)
+        return value
 
     # ------------------------------------------------------------ reductions
     def sum_of_squares(self, x: Any, *, threads: int | None = None, pool: PoolBase | None = None) -> Number:
@@ -461,23 +498,13 @@ class Face:
             return self._reduce("sum_of_squares", x, p, t)
         n = check_int(n, "n", minimum=0, maximum=SUM_OF_SQUARES_MAX_N, too_big=OverflowError)
         p, t = self._resolve(threads, pool)
-        ex = self._begin(p, t, float(n))
-        status, value = _errors.OK, 0
-        try:
-            status, value = self.backend.sum_of_squares_range(ex, n)
-        finally:
-            self._end(p, status, "sum_of_squares")
-        return value
+        return self._run(
+            p, t, float(n), "sum_of_squares", lambda ex: self.backend.sum_of_squares_range(ex, n)
+        )
 
     def _reduce(self, kind: str, x: Any, p: PoolBase | None, t: int) -> Number:
         xb = get_buffer(x, "x")
-        ex = self._begin(p, t, float(xb.n))
-        status, value = _errors.OK, 0.0
-        try:
-            status, value = self.backend.reduce(kind, ex, xb)
-        finally:
-            self._end(p, status, kind)
-        return value
+        return self._run(p, t, float(xb.n), kind, lambda ex: self.backend.reduce(kind, ex, xb))
 
     def sum(self, x: Any, *, threads: int | None = None, pool: PoolBase | None = None) -> Number:
         """Sum of the elements of buffer ``x``: exact int for integer formats, float otherwise."""
@@ -494,13 +521,7 @@ class Face:
                 _errors.ARG_FORMAT_MISMATCH, "dot", f"x is '{xb.format}', y is '{yb.format}'"
             )
         check_length(yb, "y", xb.n)
-        ex = self._begin(p, t, 2.0 * xb.n)
-        status, value = _errors.OK, 0.0
-        try:
-            status, value = self.backend.dot(ex, xb, yb)
-        finally:
-            self._end(p, status, "dot")
-        return value
+        return self._run(p, t, 2.0 * xb.n, "dot", lambda ex: self.backend.dot(ex, xb, yb))
 
     def minmax(
         self, x: Any, *, threads: int | None = None, pool: PoolBase | None = None
@@ -511,13 +532,7 @@ class Face:
         if xb.n == 0:
             del xb
             _errors.raise_argument(_errors.ARG_EMPTY, "x", "minmax needs at least one element")
-        ex = self._begin(p, t, float(xb.n))
-        status, value = _errors.OK, (0.0, 0.0)
-        try:
-            status, value = self.backend.minmax(ex, xb)
-        finally:
-            self._end(p, status, "minmax")
-        return value
+        return self._run(p, t, float(xb.n), "minmax", lambda ex: self.backend.minmax(ex, xb))
 
     def histogram(
         self,
@@ -541,26 +556,20 @@ class Face:
         if ob.dtype != I64:
             _errors.raise_argument(_errors.ARG_FORMAT, "out", ob.format)
         check_length(ob, "out", nbins)
-        ex = self._begin(p, t, float(xb.n))
-        status = _errors.OK
-        try:
-            status = self.backend.histogram(ex, xb, nbins, a, b, ob)
-        finally:
-            self._end(p, status, "histogram")
-        return result
+        return self._run(
+            p,
+            t,
+            float(xb.n),
+            "histogram",
+            lambda ex: (self.backend.histogram(ex, xb, nbins, a, b, ob), result),
+        )
 
     # ------------------------------------------------------------ compute
     def count_primes(self, n: int, *, threads: int | None = None, pool: PoolBase | None = None) -> int:
         """Number of primes ``p < n`` (segmented sieve)."""
         v = check_int(n, "n", minimum=0, maximum=COUNT_PRIMES_MAX_N)
         p, t = self._resolve(threads, pool)
-        ex = self._begin(p, t, float(v))
-        status, value = _errors.OK, 0
-        try:
-            status, value = self.backend.count_primes(ex, v)
-        finally:
-            self._end(p, status, "count_primes")
-        return value
+        return self._run(p, t, float(v), "count_primes", lambda ex: self.backend.count_primes(ex, v))
 
     def monte_carlo_pi(
         self, samples: int, seed: int = 0, *, threads: int | None = None, pool: PoolBase | None = None
@@ -569,12 +578,7 @@ class Face:
         s = check_int(samples, "samples", minimum=1, maximum=2**62)
         sd = check_int(seed, "seed", minimum=0, maximum=2**64 - 1)
         p, t = self._resolve(threads, pool)
-        ex = self._begin(p, t, 4.0 * s)
-        status, hits = _errors.OK, 0
-        try:
-            status, hits = self.backend.monte_carlo_pi(ex, s, sd)
-        finally:
-            self._end(p, status, "monte_carlo_pi")
+        hits = self._run(p, t, 4.0 * s, "monte_carlo_pi", lambda ex: self.backend.monte_carlo_pi(ex, s, sd))
         return 4.0 * hits / s
 
     def mandelbrot(
@@ -608,13 +612,14 @@ class Face:
         if h != 0 and w > SIZE_MAX // h:
             raise OverflowError("width * height does not fit in memory")
         check_length(ob, "out", w * h)
-        ex = self._begin(p, t, float(w) * float(h) * (it if it else 1) / 4.0)
-        status = _errors.OK
-        try:
-            status = self.backend.mandelbrot(ex, w, h, it, (x0, x1, y0, y1), ob)
-        finally:
-            self._end(p, status, "mandelbrot")
-        return result
+        work = float(w) * float(h) * (it if it else 1) / 4.0
+        return self._run(
+            p,
+            t,
+            work,
+            "mandelbrot",
+            lambda ex: (self.backend.mandelbrot(ex, w, h, it, (x0, x1, y0, y1), ob), result),
+        )
 
     def matmul(
         self, a: Any, b: Any, *, out: Any = None, threads: int | None = None, pool: PoolBase | None = None
@@ -643,13 +648,10 @@ class Face:
         check_length(cb, "out", m * n)
         if _ranges_overlap(cb, ab) or _ranges_overlap(cb, bb):
             _errors.raise_argument(_errors.ARG_OVERLAP, "out", "it shares memory with a or b")
-        ex = self._begin(p, t, float(m) * float(k) * float(n))
-        status = _errors.OK
-        try:
-            status = self.backend.matmul(ex, ab, bb, cb, m, k, n)
-        finally:
-            self._end(p, status, "matmul")
-        return result
+        work = float(m) * float(k) * float(n)
+        return self._run(
+            p, t, work, "matmul", lambda ex: (self.backend.matmul(ex, ab, bb, cb, m, k, n), result)
+        )
 
     _SQUARE_OUT: ClassVar[dict[str, str]] = {c: ("q" if c in "bhilq" else "Q") for c in "bBhHiIlLqQ"} | {
         "f": "f",
@@ -681,13 +683,7 @@ class Face:
             _errors.raise_argument(
                 _errors.ARG_OVERLAP, "out", "it partly overlaps x (only exact in-place use is allowed)"
             )
-        ex = self._begin(p, t, float(xb.n))
-        status = _errors.OK
-        try:
-            status = self.backend.square(ex, xb, ob)
-        finally:
-            self._end(p, status, "square")
-        return out
+        return self._run(p, t, float(xb.n), "square", lambda ex: (self.backend.square(ex, xb, ob), out))
 
     # ------------------------------------------------------------ parallel_for
     def _context(self, context: object) -> tuple[int, object]:
@@ -766,14 +762,14 @@ class Face:
         """Mean seconds per empty parallel region (wake, run, join), measured in C."""
         its = check_int(iterations, "iterations", minimum=1)
         p, t = self._resolve(threads, pool)
-        ex = self._begin(p, t, POOL_MIN_WORK)
-        ex = Exec(ex.handle, ex.nthreads, False)  # measure dispatch alone
-        status, value = _errors.OK, 0.0
-        try:
-            status, value = self.backend.bench_dispatch(ex, its)
-        finally:
-            self._end(p, status, "bench_dispatch")
-        return value
+        return self._run(
+            p,
+            t,
+            POOL_MIN_WORK,
+            "bench_dispatch",
+            # no Ctrl-C poll: measure dispatch alone
+            lambda ex: self.backend.bench_dispatch(Exec(ex.handle, ex.nthreads, False), its),
+        )
 
 
 _TASK_SIZES = [ctypes.sizeof(t) for t in (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_uint)]

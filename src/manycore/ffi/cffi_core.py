@@ -29,7 +29,7 @@ import cffi
 
 from .. import _errors
 from . import _face, _header
-from ._face import Buf, CallbackState, Exec, Number, PoolBase, Task
+from ._face import Bounds, Buf, CallbackState, Exec, LibBackend, Number, PoolBase, Task, scalar_of
 from ._library import core_library_path
 
 __all__ = [
@@ -102,10 +102,6 @@ class _Call:
         return int(status)
 
 
-def _scalar(s: Any) -> Number:
-    return _face.scalar_value(s.is_int, s.words[0], s.words[1], s.words[2], s.f)
-
-
 def _ptr(b: Buf, ctype: str = "void *") -> Any:
     if b.nbytes == 0:
         return ffi.NULL
@@ -113,7 +109,7 @@ def _ptr(b: Buf, ctype: str = "void *") -> Any:
     return p if ctype == "void *" else ffi.cast(ctype, p)
 
 
-class _CffiBackend:
+class _CffiBackend(LibBackend):
     name = "cffi"
 
     # ------------------------------------------------------------ plumbing
@@ -121,20 +117,11 @@ class _CffiBackend:
     def _call(ex: Exec) -> _Call:
         return _Call(ex)
 
-    def cpu_count(self) -> int:
-        return int(lib.mc_cpu_count())
-
     def pool_create(self, threads: int) -> tuple[int, Any, int]:
         handle = ffi.new("mc_pool **")
         os_error = ffi.new("int *")
         status = lib.mc_pool_create(handle, threads, os_error)
         return int(status), handle[0] if status == _errors.OK else None, int(os_error[0])
-
-    def pool_destroy(self, handle: Any) -> None:
-        lib.mc_pool_destroy(handle)
-
-    def pool_check(self, handle: Any) -> int:
-        return int(lib.mc_pool_check(handle))
 
     # ------------------------------------------------------------ kernels
     def sum_of_squares_range(self, ex: Exec, n: int) -> tuple[int, int]:
@@ -148,19 +135,19 @@ class _CffiBackend:
         out = ffi.new("mc_scalar *")
         c = self._call(ex)
         st = fn(c.ex, _ptr(x), x.n, x.dtype, out)
-        return c.done(st), _scalar(out)
+        return c.done(st), scalar_of(out)
 
     def dot(self, ex: Exec, x: Buf, y: Buf) -> tuple[int, Number]:
         out = ffi.new("mc_scalar *")
         c = self._call(ex)
         st = lib.mc_dot(c.ex, _ptr(x), _ptr(y), x.n, x.dtype, out)
-        return c.done(st), _scalar(out)
+        return c.done(st), scalar_of(out)
 
     def minmax(self, ex: Exec, x: Buf) -> tuple[int, tuple[Number, Number]]:
         out = ffi.new("mc_scalar[2]")
         c = self._call(ex)
         st = lib.mc_minmax(c.ex, _ptr(x), x.n, x.dtype, out, out + 1)
-        return c.done(st), (_scalar(out[0]), _scalar(out[1]))
+        return c.done(st), (scalar_of(out[0]), scalar_of(out[1]))
 
     def histogram(self, ex: Exec, x: Buf, bins: int, lo: float, hi: float, out: Buf) -> int:
         c = self._call(ex)
@@ -179,15 +166,7 @@ class _CffiBackend:
         st = lib.mc_monte_carlo_pi(c.ex, samples, seed, hits)
         return c.done(st), int(hits[0])
 
-    def mandelbrot(
-        self,
-        ex: Exec,
-        width: int,
-        height: int,
-        max_iter: int,
-        bounds: tuple[float, float, float, float],
-        out: Buf,
-    ) -> int:
+    def mandelbrot(self, ex: Exec, width: int, height: int, max_iter: int, bounds: Bounds, out: Buf) -> int:
         c = self._call(ex)
         st = lib.mc_mandelbrot(c.ex, width, height, max_iter, *bounds, _ptr(out, "uint32_t *"))
         return c.done(st)
@@ -252,7 +231,7 @@ class _CffiBackend:
 class Pool(PoolBase):
     """A persistent pool of native worker threads, created and driven through cffi."""
 
-    _backend = _CffiBackend()
+    _backend = _CffiBackend(lib)
     _qualname = "manycore.ffi.cffi_core.Pool"
 
 

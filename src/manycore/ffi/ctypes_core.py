@@ -30,7 +30,7 @@ from typing import Any
 
 from .. import _errors
 from . import _face, _header
-from ._face import Buf, CallbackState, Exec, Number, PoolBase, Task
+from ._face import Bounds, Buf, CallbackState, Exec, LibBackend, Number, PoolBase, Task, scalar_of
 from ._library import core_library_path
 
 __all__ = [
@@ -150,11 +150,7 @@ _interrupt_occurred = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_void_p)(
 _POLL = _PollFn(_interrupt_occurred)
 
 
-def _scalar(s: Any) -> Number:
-    return _face.scalar_value(s.is_int, s.words[0], s.words[1], s.words[2], s.f)
-
-
-class _CtypesBackend:
+class _CtypesBackend(LibBackend):
     name = "ctypes"
 
     # ------------------------------------------------------------ plumbing
@@ -172,20 +168,11 @@ class _CtypesBackend:
             raise KeyboardInterrupt
         return status
 
-    def cpu_count(self) -> int:
-        return int(lib.mc_cpu_count())
-
     def pool_create(self, threads: int) -> tuple[int, Any, int]:
         handle = ctypes.c_void_p()
         os_error = ctypes.c_int(0)
         status = lib.mc_pool_create(ctypes.byref(handle), threads, ctypes.byref(os_error))
         return status, handle.value, os_error.value
-
-    def pool_destroy(self, handle: Any) -> None:
-        lib.mc_pool_destroy(handle)
-
-    def pool_check(self, handle: Any) -> int:
-        return int(lib.mc_pool_check(handle))
 
     # ------------------------------------------------------------ kernels
     def sum_of_squares_range(self, ex: Exec, n: int) -> tuple[int, int]:
@@ -197,19 +184,19 @@ class _CtypesBackend:
         fn = lib.mc_sum if kind == "sum" else lib.mc_sum_of_squares
         out = _Scalar()
         st = fn(ctypes.byref(self._exec(ex)), x.address, x.n, x.dtype, ctypes.byref(out))
-        return self._done(st), _scalar(out)
+        return self._done(st), scalar_of(out)
 
     def dot(self, ex: Exec, x: Buf, y: Buf) -> tuple[int, Number]:
         out = _Scalar()
         st = lib.mc_dot(ctypes.byref(self._exec(ex)), x.address, y.address, x.n, x.dtype, ctypes.byref(out))
-        return self._done(st), _scalar(out)
+        return self._done(st), scalar_of(out)
 
     def minmax(self, ex: Exec, x: Buf) -> tuple[int, tuple[Number, Number]]:
         lo, hi = _Scalar(), _Scalar()
         st = lib.mc_minmax(
             ctypes.byref(self._exec(ex)), x.address, x.n, x.dtype, ctypes.byref(lo), ctypes.byref(hi)
         )
-        return self._done(st), (_scalar(lo), _scalar(hi))
+        return self._done(st), (scalar_of(lo), scalar_of(hi))
 
     def histogram(self, ex: Exec, x: Buf, bins: int, lo: float, hi: float, out: Buf) -> int:
         counts = ctypes.cast(out.address, _i64p)
@@ -226,15 +213,7 @@ class _CtypesBackend:
         st = lib.mc_monte_carlo_pi(ctypes.byref(self._exec(ex)), samples, seed, ctypes.byref(hits))
         return self._done(st), hits.value
 
-    def mandelbrot(
-        self,
-        ex: Exec,
-        width: int,
-        height: int,
-        max_iter: int,
-        bounds: tuple[float, float, float, float],
-        out: Buf,
-    ) -> int:
+    def mandelbrot(self, ex: Exec, width: int, height: int, max_iter: int, bounds: Bounds, out: Buf) -> int:
         ptr = ctypes.cast(out.address, _u32p)
         st = lib.mc_mandelbrot(ctypes.byref(self._exec(ex)), width, height, max_iter, *bounds, ptr)
         return self._done(st)
@@ -276,7 +255,7 @@ class _CtypesBackend:
 class Pool(PoolBase):
     """A persistent pool of native worker threads, created and driven through ctypes."""
 
-    _backend = _CtypesBackend()
+    _backend = _CtypesBackend(lib)
     _qualname = "manycore.ffi.ctypes_core.Pool"
 
 

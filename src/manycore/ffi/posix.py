@@ -57,6 +57,34 @@ _PTHREAD_T_C = "void *" if sys.platform == "darwin" else "unsigned long"
 _ATTR_BYTES = 256  # >= sizeof(pthread_attr_t) on every ABI (56 on x86-64 glibc, 64 on arm64)
 
 
+def _create(
+    lib: Any,
+    tid: Any,
+    start: Any,
+    arg: Any,
+    stack_size: int | None,
+    new_attr: Callable[[], Any],
+    null: Any = None,
+) -> int:
+    """``pthread_create(tid, attr, start, arg)`` through ``lib`` (ctypes or cffi): the first nonzero return code.
+
+    ``attr`` is ``null`` (default attributes) without a ``stack_size``, else
+    ``new_attr()`` storage set up by ``pthread_attr_init`` /
+    ``pthread_attr_setstacksize`` and destroyed after the call.
+    """
+    if stack_size is None:
+        return int(lib.pthread_create(tid, null, start, arg))
+    attr = new_attr()
+    rc = lib.pthread_attr_init(attr)
+    if rc == 0:
+        rc = lib.pthread_attr_setstacksize(attr, stack_size)
+        if rc == 0:
+            rc = lib.pthread_create(tid, attr, start, arg)
+        destroy_rc = lib.pthread_attr_destroy(attr)
+        rc = rc or destroy_rc
+    return int(rc)
+
+
 class _Slot:
     """What one thread needs alive until it is joined, and what it hands back."""
 
@@ -83,21 +111,18 @@ class _CtypesPthreads:
     def __init__(self) -> None:
         libc = ctypes.CDLL(None)  # the running process: pthread_* are always there
         self.start_type = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)  # void *(*)(void *)
-        self.create = libc.pthread_create
-        self.create.argtypes = [ctypes.POINTER(_PTHREAD_T), ctypes.c_void_p, self.start_type, ctypes.c_void_p]
-        self.create.restype = ctypes.c_int
-        self.join = libc.pthread_join
-        self.join.argtypes = [_PTHREAD_T, ctypes.POINTER(ctypes.c_void_p)]
-        self.join.restype = ctypes.c_int
-        self.attr_init = libc.pthread_attr_init
-        self.attr_init.argtypes = [ctypes.c_void_p]
-        self.attr_init.restype = ctypes.c_int
-        self.attr_destroy = libc.pthread_attr_destroy
-        self.attr_destroy.argtypes = [ctypes.c_void_p]
-        self.attr_destroy.restype = ctypes.c_int
-        self.attr_setstacksize = libc.pthread_attr_setstacksize
-        self.attr_setstacksize.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-        self.attr_setstacksize.restype = ctypes.c_int
+        prototypes = {
+            "pthread_create": [ctypes.POINTER(_PTHREAD_T), ctypes.c_void_p, self.start_type, ctypes.c_void_p],
+            "pthread_join": [_PTHREAD_T, ctypes.POINTER(ctypes.c_void_p)],
+            "pthread_attr_init": [ctypes.c_void_p],
+            "pthread_attr_destroy": [ctypes.c_void_p],
+            "pthread_attr_setstacksize": [ctypes.c_void_p, ctypes.c_size_t],
+        }
+        for name, argtypes in prototypes.items():
+            fn = getattr(libc, name)  # the CDLL keeps this object: later lookups get the prototype
+            fn.argtypes = argtypes
+            fn.restype = ctypes.c_int
+        self.lib = libc
         self._tokens = itertools.count(1)
         self._live: dict[int, _Slot] = {}  # token -> slot, until joined
         self._lock = threading.Lock()
@@ -117,17 +142,9 @@ class _CtypesPthreads:
             self._live[token] = slot
         tid = _PTHREAD_T()
         try:
-            if stack_size is None:
-                rc = self.create(ctypes.byref(tid), None, thunk, token)
-            else:
-                attr = (ctypes.c_uint64 * (_ATTR_BYTES // 8))()
-                rc = self.attr_init(attr)
-                if rc == 0:
-                    rc = self.attr_setstacksize(attr, stack_size)
-                    if rc == 0:
-                        rc = self.create(ctypes.byref(tid), attr, thunk, token)
-                    destroy_rc = self.attr_destroy(attr)
-                    rc = rc or destroy_rc
+            rc = _create(
+                self.lib, ctypes.byref(tid), thunk, token, stack_size, (ctypes.c_uint64 * (_ATTR_BYTES // 8))
+            )
         except BaseException:
             self._forget(token)
             raise
@@ -138,7 +155,7 @@ class _CtypesPthreads:
 
     def wait(self, tid: int, token: int) -> int:
         out = ctypes.c_void_p()
-        rc = self.join(tid, ctypes.byref(out))  # GIL released while waiting
+        rc = self.lib.pthread_join(tid, ctypes.byref(out))  # GIL released while waiting
         if rc != 0:
             raise OSError(rc, f"pthread_join: {_strerror(rc)}")
         self._forget(token)
@@ -178,17 +195,9 @@ class _CffiPthreads:
         callback = ffi.callback("void *(void *)", main)
         slot.keepalive += [handle, callback]
         tid = ffi.new("pthread_t *")
-        if stack_size is None:
-            rc = lib.pthread_create(tid, ffi.NULL, callback, handle)
-        else:
-            attr = ffi.new(f"char[{_ATTR_BYTES}]")
-            rc = lib.pthread_attr_init(attr)
-            if rc == 0:
-                rc = lib.pthread_attr_setstacksize(attr, stack_size)
-                if rc == 0:
-                    rc = lib.pthread_create(tid, attr, callback, handle)
-                destroy_rc = lib.pthread_attr_destroy(attr)
-                rc = rc or destroy_rc
+        rc = _create(
+            lib, tid, callback, handle, stack_size, lambda: ffi.new(f"char[{_ATTR_BYTES}]"), ffi.NULL
+        )
         if rc != 0:
             raise _errors.status_exception(_errors.ETHREAD, "pthread_create", rc)
         return tid[0], handle

@@ -44,6 +44,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
+from ._checks import check_int
 from ._errors import Closed
 
 __all__ = ["BoundedBuffer", "Closed"]
@@ -66,11 +67,7 @@ class BoundedBuffer(Generic[T]):
     """
 
     def __init__(self, maxsize: int) -> None:
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
-            raise TypeError(f"maxsize must be an int, not {type(maxsize).__name__}")
-        if maxsize < 1:
-            raise ValueError(f"maxsize must be >= 1, got {maxsize}")
-        self._maxsize = maxsize
+        self._maxsize = check_int(maxsize, "maxsize", minimum=1)
         self._items: deque[T] = deque()
         self._closed = False
         # One lock, two conditions: producers wait on not_full, consumers on

@@ -30,6 +30,8 @@ import threading
 from multiprocessing.context import BaseContext
 from typing import Any, Protocol
 
+from ._checks import check_int
+
 __all__ = ["Countdown", "Gate"]
 
 
@@ -94,10 +96,7 @@ class Countdown:
     """
 
     def __init__(self, count: int, *, ctx: BaseContext | None = None) -> None:
-        if isinstance(count, bool) or not isinstance(count, int):
-            raise TypeError(f"count must be an int, not {type(count).__name__}")
-        if count < 0:
-            raise ValueError(f"count must be >= 0, got {count}")
+        check_int(count, "count", minimum=0)
         self._initial = count
         self._event = _make_event(ctx)
         self._lock: Any
@@ -124,10 +123,7 @@ class Countdown:
 
     def count_down(self, n: int = 1) -> int:
         """Lower the count by ``n`` (>= 1); at zero, release every waiter.  Returns the remaining count."""
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise TypeError(f"n must be an int, not {type(n).__name__}")
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
+        check_int(n, "n", minimum=1)
         with self._lock:
             left = int(self._count.value) - n
             if left < 0:

@@ -40,18 +40,12 @@ from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
+from ._checks import check_int
+
 __all__ = ["AsyncLimiter", "Limiter"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def _check_limit(limit: int) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise TypeError(f"limit must be an int, not {type(limit).__name__}")
-    if limit < 1:
-        raise ValueError(f"limit must be >= 1, got {limit}")
-    return limit
 
 
 def _check_acquire_args(blocking: bool, timeout: float | None) -> None:
@@ -71,7 +65,7 @@ class Limiter:
     """
 
     def __init__(self, limit: int) -> None:
-        self._limit = _check_limit(limit)
+        self._limit = check_int(limit, "limit", minimum=1)
         self._sem = threading.BoundedSemaphore(limit)
         self._count_lock = threading.Lock()
         self._active = 0
@@ -150,7 +144,7 @@ class AsyncLimiter:
     """
 
     def __init__(self, limit: int) -> None:
-        self._limit = _check_limit(limit)
+        self._limit = check_int(limit, "limit", minimum=1)
         self._sem = asyncio.BoundedSemaphore(limit)
         self._active = 0
         self._peak = 0

@@ -224,24 +224,21 @@ def pipe_ping_pong(
 # -- one-way throughput ----------------------------------------------------------------
 
 
-def _produce_queue(q: Any, ready: Any, go: Any, n: int, payload_bytes: int) -> None:
+def _produce(send: Callable[[bytes | None], object], ready: Any, go: Any, n: int, payload_bytes: int) -> None:
     payload = b"x" * payload_bytes
     ready.set()
     go.wait()
-    put = q.put
-    for _ in range(n):
-        put(payload)
-    put(None)
-
-
-def _produce_pipe(conn: Any, ready: Any, go: Any, n: int, payload_bytes: int) -> None:
-    payload = b"x" * payload_bytes
-    ready.set()
-    go.wait()
-    send = conn.send
     for _ in range(n):
         send(payload)
     send(None)
+
+
+def _produce_queue(q: Any, ready: Any, go: Any, n: int, payload_bytes: int) -> None:
+    _produce(q.put, ready, go, n, payload_bytes)
+
+
+def _produce_pipe(conn: Any, ready: Any, go: Any, n: int, payload_bytes: int) -> None:
+    _produce(conn.send, ready, go, n, payload_bytes)
     conn.close()
 
 
@@ -280,33 +277,26 @@ def queue_throughput(
         return ThroughputResult(channel, messages, payload_bytes, seconds, "threads")
 
     ready, go = c.Event(), c.Event()
+    mine: Any  # the consumer's end; theirs: the producer's (the same queue, or the other end of the pipe)
+    theirs: Any
+    produce: Callable[[Any, Any, Any, int, int], None]
     if channel == "multiprocessing.Pipe":
         mine, theirs = c.Pipe(duplex=False)
-        child = new_process(
-            c, _produce_pipe, (theirs, ready, go, messages, payload_bytes), "manycore-measure-producer"
-        )
-        child.start()
-        theirs.close()
-        try:
-            ready.wait(_JOIN_TIMEOUT_S)
-            seconds = _consume(mine.recv, go)
-        finally:
-            go.set()
-            _join([child])
-            mine.close()
+        produce, get = _produce_pipe, mine.recv
     else:
-        mq: Any = c.Queue() if channel == "multiprocessing.Queue" else c.SimpleQueue()
-        child = new_process(
-            c, _produce_queue, (mq, ready, go, messages, payload_bytes), "manycore-measure-producer"
-        )
-        child.start()
-        try:
-            ready.wait(_JOIN_TIMEOUT_S)
-            seconds = _consume(mq.get, go)
-        finally:
-            go.set()
-            _join([child])
-            mq.close()
+        mine = theirs = c.Queue() if channel == "multiprocessing.Queue" else c.SimpleQueue()
+        produce, get = _produce_queue, mine.get
+    child = new_process(c, produce, (theirs, ready, go, messages, payload_bytes), "manycore-measure-producer")
+    child.start()
+    if theirs is not mine:
+        theirs.close()
+    try:
+        ready.wait(_JOIN_TIMEOUT_S)
+        seconds = _consume(get, go)
+    finally:
+        go.set()
+        _join([child])
+        mine.close()
     return ThroughputResult(channel, messages, payload_bytes, seconds, method)
 
 

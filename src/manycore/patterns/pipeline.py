@@ -90,6 +90,7 @@ from multiprocessing.context import BaseContext
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
+from ._checks import check_int
 from ._errors import Closed, RemoteError, RemoteTraceback, WorkerDied
 from ._mp import context, new_process
 from .buffer import BoundedBuffer
@@ -153,10 +154,7 @@ class Stage:
     def __post_init__(self) -> None:
         if not callable(self.fn):
             raise TypeError(f"stage function must be callable, not {type(self.fn).__name__}")
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int):
-            raise TypeError(f"workers must be an int, not {type(self.workers).__name__}")
-        if self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        check_int(self.workers, "workers", minimum=1)
         if self.kind not in ("thread", "process"):
             raise ValueError(f"kind must be 'thread' or 'process', got {self.kind!r}")
         if not self.name:
@@ -234,11 +232,7 @@ class Pipeline(Generic[InT, OutT]):
         """
         if maxsize is None:
             maxsize = max(4, 2 * sum(s.workers for s in self._stages))
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
-            raise TypeError(f"maxsize must be an int, not {type(maxsize).__name__}")
-        if maxsize < 1:
-            raise ValueError(f"maxsize must be >= 1, got {maxsize}")
-        state = _RunState(self._stages, maxsize, mp_context)
+        state = _RunState(self._stages, check_int(maxsize, "maxsize", minimum=1), mp_context)
         state.start(iter(source))
         return PipelineRun(state, ordered)
 
@@ -485,16 +479,22 @@ def _feed(state: _RunState, source: Iterator[Any]) -> None:
                 state.fail(e)
 
 
+def _inputs(state: _RunState, i: int) -> Iterator[tuple[int, Any]]:
+    """The ``(seq, value)`` items of stage ``i``'s input until its end marker, which marks the stage done."""
+    inbuf = state.buffers[i]
+    while True:
+        msg = inbuf.get()
+        if msg is _SENTINEL:
+            state.stage_done(i)
+            return
+        yield msg
+
+
 def _thread_worker(state: _RunState, i: int) -> None:
     fn = state.stages[i].fn
-    inbuf, outbuf = state.buffers[i], state.buffers[i + 1]
+    outbuf = state.buffers[i + 1]
     try:
-        while True:
-            msg = inbuf.get()
-            if msg is _SENTINEL:
-                state.stage_done(i)
-                return
-            seq, value = msg
+        for seq, value in _inputs(state, i):
             try:
                 result = fn(value)
             except BaseException as e:
@@ -511,16 +511,11 @@ def _process_worker(state: _RunState, i: int, proc: Any, conn: Any) -> None:
     """Feed one worker process through its pipe, one item at a time, and collect its results."""
     stage = state.stages[i]
     forward_pickled = i + 1 < len(state.stages) and state.stages[i + 1].kind == "process"
-    inbuf, outbuf = state.buffers[i], state.buffers[i + 1]
+    outbuf = state.buffers[i + 1]
     busy = False
     seq = -1
     try:
-        while True:
-            msg = inbuf.get()
-            if msg is _SENTINEL:
-                state.stage_done(i)
-                return
-            seq, value = msg
+        for seq, value in _inputs(state, i):
             try:
                 if isinstance(value, _Pickled):
                     conn.send_bytes(value.data, value.offset)

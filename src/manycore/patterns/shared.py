@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from multiprocessing.context import BaseContext
 from typing import Any
 
+from ._checks import check_int
 from ._mp import context, new_process
 
 __all__ = ["ManagerExampleResult", "SharedCounter", "manager_example"]
@@ -45,9 +46,7 @@ class SharedCounter:
     """A process-shared 64-bit integer with atomic increments (``multiprocessing.Value`` + its lock)."""
 
     def __init__(self, initial: int = 0, *, ctx: BaseContext | None = None) -> None:
-        if isinstance(initial, bool) or not isinstance(initial, int):
-            raise TypeError(f"initial must be an int, not {type(initial).__name__}")
-        self._check(initial)
+        self._check(check_int(initial, "initial"))
         ctx = context(ctx)
         # lock=True (the default) gives a Value with an RLock we can take
         # around a read-modify-write; .value inside it re-enters that RLock.
@@ -60,8 +59,7 @@ class SharedCounter:
 
     def increment(self, n: int = 1) -> int:
         """Add ``n`` (may be negative) atomically and return the new value."""
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise TypeError(f"n must be an int, not {type(n).__name__}")
+        check_int(n, "n")
         with self._shared.get_lock():
             new = int(self._shared.value) + n
             self._check(new)
