@@ -39,6 +39,9 @@ def test_classify_thresholds() -> None:
     assert classify(0.05, 1.0) == "io-bound"
     assert classify(0.95, 1.9) == "gil-releasing"
     assert classify(0.99, 1.0) == "cpu-bound-python"
+    # a busy machine hides GIL-free threads' parallelism, not the GIL-free share
+    assert classify(0.99, 1.0, 0.8) == "gil-releasing"
+    assert classify(0.99, 1.0, 0.1) == "cpu-bound-python"
 
 
 def test_bad_arguments() -> None:

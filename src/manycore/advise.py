@@ -20,17 +20,18 @@ Steps, all measured on this machine:
 from __future__ import annotations
 
 import cProfile
+import functools
 import importlib
 import io
 import math
 import pickle
 import pstats
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._threadprobe import GIL_FREE_MIN, gil_free_fraction, run_on_threads
 from .bench._context import cpu_count
 
 CLASSES = ("io-bound", "gil-releasing", "cpu-bound-python")
@@ -44,6 +45,7 @@ class Advice:
     speedup: float
     cpu_to_wall: float
     thread_parallelism: float
+    gil_free: float = 0.0
     timings_s: dict[str, float] = field(default_factory=dict)
     hotspots: list[tuple[str, int, float]] = field(default_factory=list)
     reason: str = ""
@@ -57,7 +59,7 @@ class Advice:
         lines.append("")
         lines.append(
             f"classification: {self.classification}  (CPU/wall {self.cpu_to_wall:.2f}, "
-            f"threads CPU parallelism {self.thread_parallelism:.2f})"
+            f"threads CPU parallelism {self.thread_parallelism:.2f}, GIL-free share {self.gil_free:.2f})"
         )
         lines.append("trials on the sample (warm executors):")
         serial = self.timings_s.get("serial")
@@ -112,31 +114,20 @@ def _serial_ratio(fn: Callable[[Any], Any], sample: Sequence[Any]) -> tuple[floa
 
 def _thread_parallelism(fn: Callable[[Any], Any], sample: Sequence[Any], workers: int) -> float:
     items = list(sample[: max(2, workers)])
-    cpu = [0.0] * len(items)
-
-    def run(k: int) -> None:
-        c0 = time.thread_time()
-        fn(items[k])
-        cpu[k] = time.thread_time() - c0
-
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(items))]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
-    return sum(cpu) / wall if wall > 0 else 1.0
+    _, parallelism, _ = run_on_threads([functools.partial(fn, item) for item in items])
+    return parallelism
 
 
 def _noop(x: Any) -> Any:
     return x
 
 
-def classify(cpu_to_wall: float, thread_parallelism: float) -> str:
+def classify(cpu_to_wall: float, thread_parallelism: float, gil_free: float = 0.0) -> str:
+    """``thread_parallelism``: summed thread CPU time / wall over a threads trial (needs idle
+    cores to exceed 1); ``gil_free``: :func:`manycore._threadprobe.gil_free_fraction` (does not)."""
     if cpu_to_wall < 0.3:
         return "io-bound"
-    if thread_parallelism > 1.2:
+    if thread_parallelism > 1.2 or gil_free > GIL_FREE_MIN:
         return "gil-releasing"
     return "cpu-bound-python"
 
@@ -163,7 +154,8 @@ def advise(
     hotspots = _hotspots(fn, items[0])
     serial_wall, ratio = _serial_ratio(fn, items)
     parallelism = _thread_parallelism(fn, items, n_workers) if n_workers > 1 else 1.0
-    kind = classify(ratio, parallelism)
+    _, _, gil_free = gil_free_fraction(functools.partial(fn, items[0]))
+    kind = classify(ratio, parallelism, gil_free)
 
     timings: dict[str, float] = {"serial": serial_wall}
     candidates = ["threads"]
@@ -225,6 +217,7 @@ def advise(
         speedup=speedup,
         cpu_to_wall=ratio,
         thread_parallelism=parallelism,
+        gil_free=gil_free,
         timings_s=timings,
         hotspots=hotspots,
         reason=reasons[best],

@@ -56,6 +56,7 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from ._threadprobe import GIL_FREE_MIN, gil_free_fraction, run_on_threads
 from .executors import _serialize, canonical_backend
 from .executors._batches import Batch, Failures, Input, run_chunk
 from .executors._contract import TaskError, attach_traceback
@@ -726,41 +727,40 @@ def _threads_speedup(
 ) -> bool:
     """Run ``n_workers`` more items at once on threads (their results join ``probed``).
 
-    The GIL test is CPU time over wall time: threads that hold the GIL take
-    turns, so their summed CPU time cannot exceed the wall time (ratio <= 1);
-    GIL-free threads accumulate CPU time in parallel (ratio up to the thread
-    count).  Unlike a speed-up, this ratio does not depend on how loaded the
-    machine was while the serial probe ran.
+    The GIL test is CPU time over wall time (see :mod:`manycore._threadprobe`).
     """
     indexes, items = source.take(n_workers)
-    results: list[tuple[list[Any], Failures]] = [([], {})] * len(items)
-    cpu = [0.0] * len(items)
-
-    def run(k: int) -> None:
-        c0 = time.thread_time()
-        results[k] = run_chunk(fn, items[k : k + 1])
-        cpu[k] = time.thread_time() - c0
-
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(items))]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
+    calls = [functools.partial(run_chunk, fn, items[k : k + 1]) for k in range(len(items))]
+    results, parallelism, wall = run_on_threads(calls)
     probe_indexes, probe_values, probe_failures = probed
     assert isinstance(probe_indexes, list)
-    for k, (v, f) in enumerate(results):
+    for k, outcome in enumerate(results):
+        v, f = (
+            outcome if outcome is not None else ([None], {0: (RuntimeError("the probe thread failed"), "")})
+        )
         if f:
             probe_failures[len(probe_values)] = f[0]
         probe_indexes.append(indexes[k])
         probe_values.extend(v)
     if len(items) < 2:
         return False
-    parallelism = sum(cpu) / wall if wall > 0 else 1.0
     m["threads_cpu_parallelism"] = parallelism
     m["threads_speedup"] = (per_item * len(items)) / wall if wall > 0 else 1.0
-    return parallelism > 1.2  # GIL-holding threads cannot exceed 1.0
+    if parallelism > 1.2:  # GIL-holding threads cannot exceed 1.0
+        return True
+    # Not conclusive on a busy machine (GIL-free threads need free cores to
+    # show it): can another thread run Python while one item runs?
+    index, one = source.take(1)
+    if not one:
+        return False
+    outcome, _, share = gil_free_fraction(functools.partial(run_chunk, fn, one))
+    v, f = outcome if outcome is not None else ([None], {0: (RuntimeError("the probe thread failed"), "")})
+    if f:
+        probe_failures[len(probe_values)] = f[0]
+    probe_indexes.append(index[0])
+    probe_values.extend(v)
+    m["gil_free_share"] = share
+    return share > GIL_FREE_MIN
 
 
 # ---------------------------------------------------------------- progress

@@ -1,0 +1,95 @@
+"""Does a function hold the GIL?  Run calls on threads at once and compare CPU time with wall time.
+
+Threads that hold the GIL take turns, so their summed CPU time cannot exceed
+the wall time (ratio <= 1); GIL-free threads accumulate CPU time in parallel
+(ratio up to the thread count).  Unlike a speed-up, this ratio does not
+depend on how loaded the machine was while some earlier serial run was timed.
+Used by ``pmap``'s auto backend and by ``manycore advise``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def run_on_threads(calls: Sequence[Callable[[], T]]) -> tuple[list[T | None], float, float]:
+    """Start one thread per call, join them; ``(results, cpu_parallelism, wall_s)``.
+
+    ``cpu_parallelism`` is the threads' summed CPU time over the wall time (1.0
+    when the wall time is zero).  A call that raises leaves ``None`` as its
+    result (the exception goes to ``threading.excepthook``, as for any thread).
+    """
+    results: list[T | None] = [None] * len(calls)
+    cpu = [0.0] * len(calls)
+
+    def run(k: int) -> None:
+        c0 = time.thread_time()
+        try:
+            results[k] = calls[k]()
+        finally:
+            cpu[k] = time.thread_time() - c0
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(calls))]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    return results, (sum(cpu) / wall if wall > 0 else 1.0), wall
+
+
+#: Share of a call's time during which another thread can run Python, above
+#: which the call counts as GIL-releasing (Amdahl: 2 threads then give >= 1.33x).
+GIL_FREE_MIN = 0.5
+
+#: A pause longer than this in the watching thread means it could not run:
+#: far above one uncontended GIL hand-off (microseconds), far below the GIL's
+#: switch interval (5 ms), the wait a GIL-holding thread imposes.
+_GAP_S = 0.001
+
+
+def gil_free_fraction(call: Callable[[], T]) -> tuple[T | None, BaseException | None, float]:
+    """Run ``call`` on a thread while this thread watches whether it can still run Python.
+
+    Returns ``(result, exception, fraction)``: the share of ``call``'s wall
+    time during which this thread kept running.  A call that holds the GIL
+    lets it in only once per switch interval (fraction near 0); one that
+    releases it (NumPy, native kernels, I/O) leaves it running (near 1 on an
+    idle CPU).  Unlike summed CPU time, this does not need a free core per
+    thread, so a busy machine lowers the fraction of a GIL-free call but
+    cannot raise that of a GIL-holding one.  ``call`` should run for a few
+    switch intervals (milliseconds) for the fraction to mean much.
+    """
+    outcome: dict[str, Any] = {}
+    started = threading.Event()
+    done = threading.Event()
+
+    def run() -> None:
+        started.set()
+        try:
+            outcome["result"] = call()
+        except BaseException as exc:  # reported to the caller, not to threading.excepthook
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=run, name="manycore-gil-probe")
+    thread.start()
+    started.wait()
+    ran = 0.0
+    begin = last = time.perf_counter()
+    while not done.is_set():
+        time.sleep(0)  # drop the GIL: a GIL-holding call keeps it for a switch interval
+        now = time.perf_counter()
+        if now - last < _GAP_S:
+            ran += now - last
+        last = now
+    thread.join()
+    wall = last - begin
+    return outcome.get("result"), outcome.get("error"), (ran / wall if wall > 0 else 0.0)
