@@ -19,6 +19,7 @@ Steps, all measured on this machine:
 
 from __future__ import annotations
 
+import contextlib
 import cProfile
 import functools
 import importlib
@@ -167,21 +168,28 @@ def advise(
         candidates.append("processes")
     except Exception:
         pass
-    for backend in candidates:
-        # waiting work overlaps on many threads; CPU work on one per core
-        threads = max(n_workers, 8) if kind == "io-bound" else n_workers
-        options: dict[str, Any] = {"max_workers": n_workers if backend == "processes" else threads}
-        with get_executor(backend, **options) as executor:
+    with contextlib.ExitStack() as stack:
+        executors = {}
+        for backend in candidates:
+            # waiting work overlaps on many threads; CPU work on one per core
+            threads = max(n_workers, 8) if kind == "io-bound" else n_workers
+            options: dict[str, Any] = {"max_workers": n_workers if backend == "processes" else threads}
+            executor = stack.enter_context(get_executor(backend, **options))
             # warm: start every worker and import fn's module there, outside the timing
             list(pmap(_noop, [fn] * (2 * n_workers), executor=executor, chunksize=1))
-            # best of two: a fresh worker's first run pays one-off costs
-            # (copy-on-write page faults after fork, lazy imports)
-            fastest_s = math.inf
-            for _ in range(2):
+            executors[backend] = executor
+        # best of two, serial and every backend interleaved so that a change of
+        # load hits them alike; a fresh worker's first run also pays one-off
+        # costs (copy-on-write page faults after fork, lazy imports)
+        for _ in range(2):
+            t0 = time.perf_counter()
+            for item in items:
+                fn(item)
+            timings["serial"] = min(timings["serial"], time.perf_counter() - t0)
+            for backend, executor in executors.items():
                 t0 = time.perf_counter()
                 list(pmap(fn, items, executor=executor, chunksize=1))
-                fastest_s = min(fastest_s, time.perf_counter() - t0)
-            timings[backend] = fastest_s
+                timings[backend] = min(timings.get(backend, math.inf), time.perf_counter() - t0)
 
     preferred = {"io-bound": "threads", "gil-releasing": "threads", "cpu-bound-python": "processes"}[kind]
     best = min(timings, key=lambda b: timings[b])
