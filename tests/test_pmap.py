@@ -473,3 +473,30 @@ def test_forked_workers_limit_blas_threads_from_the_parents_scan() -> None:
     got = list(pmap(inner_limits, range(2), backend="processes", workers=2, chunksize=1))
     assert got[0], got
     assert all(n == expected for limits in got for n in limits), got
+
+
+@pytest.mark.timeout(120)
+def test_overlapping_pmaps_on_one_process_executor() -> None:
+    # An engine's workers serve one map at a time: a pmap nested in the loop over
+    # another, or running in another thread at once, gets workers of its own
+    # (it used to wait forever for workers busy with the suspended map).
+    base = children()
+    with manycore.ProcessExecutor(2) as ex:
+        outer = []
+        for x in ex.pmap(square, range(4), chunksize=1):
+            outer.append(sum(ex.pmap(square, range(x + 1), chunksize=1)))
+        assert outer == [sum(y * y for y in range(x * x + 1)) for x in range(4)]
+
+        results: list[int | None] = [None, None]
+
+        def run(k: int) -> None:
+            results[k] = sum(ex.pmap(square, range(2000), chunksize=10))
+
+        threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert results == [sum(y * y for y in range(2000))] * 2
+        # only the shared engine's workers outlive a map (private engines close with theirs)
+        assert len(children() - base) <= 2

@@ -468,16 +468,17 @@ def _batches(
         finally:
             engine.close()
         return
-    if executor is not None and hasattr(executor, "_get_engine"):
-        yield from executor._get_engine().run(
-            fn,
-            source,
-            chunksize=decision.chunksize,
-            task_timeout=task_timeout,
-            deadline=deadline,
-            may_dispatch=may_dispatch,
-            expected_items=expected_items,
-        )
+    if executor is not None and hasattr(executor, "_claim_engine"):
+        with executor._claim_engine() as shared_or_private:
+            yield from shared_or_private.run(
+                fn,
+                source,
+                chunksize=decision.chunksize,
+                task_timeout=task_timeout,
+                deadline=deadline,
+                may_dispatch=may_dispatch,
+                expected_items=expected_items,
+            )
         return
     own = executor is None
     if own:

@@ -29,13 +29,15 @@ dies), plus:
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
 import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
@@ -162,7 +164,10 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
         self._inner_threads = max(1, default_workers() // workers) if limit_inner_threads else None
         init_payload = _serialize.dumps((initializer, tuple(initargs))) if initializer is not None else None
         self._init_payload = init_payload
-        self._engine: Any = None
+        self._engine: Any = None  # the shared engine of pmap, started on first use
+        self._engine_in_use = False  # a pmap is running on it
+        self._private_engines: set[Any] = set()  # engines of pmaps that overlapped another
+        self._engine_lock = threading.Lock()
         self._pid = os.getpid()
         kwargs: dict[str, Any] = {}
         if max_tasks_per_child is not None:
@@ -220,9 +225,14 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        engine, self._engine = self._engine, None
-        if engine is not None and self._pid == os.getpid():
-            engine.close()
+        with self._engine_lock:
+            engines = [self._engine, *self._private_engines]
+            self._engine = None
+            self._private_engines.clear()
+        if self._pid == os.getpid():
+            for engine in engines:
+                if engine is not None:
+                    engine.close()
         if cancel_futures:
             self._cancelling_on_shutdown = True
         super().shutdown(wait=wait, cancel_futures=cancel_futures)
@@ -240,21 +250,52 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
     def _interrupted_exit(self) -> None:
         self.terminate()  # Ctrl-C in a ``with`` block: running work is killed too
 
+    def _new_engine(self) -> Any:
+        from ._engine import ProcessEngine
+
+        return ProcessEngine(
+            workers=self.max_workers,
+            mp_context=self._mp_context,
+            init_payload=self._init_payload,
+            inner_threads=self._inner_threads,
+        )
+
     def _get_engine(self) -> Any:
         """The fault-tolerant engine that runs ``pmap`` with this executor's settings."""
         self._check_not_forked()
-        if self._shutdown_thread:
-            raise RuntimeError("cannot schedule new futures after shutdown")
-        if self._engine is None:
-            from ._engine import ProcessEngine
+        with self._engine_lock:
+            if self._shutdown_thread:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            if self._engine is None:
+                self._engine = self._new_engine()
+            return self._engine
 
-            self._engine = ProcessEngine(
-                workers=self.max_workers,
-                mp_context=self._mp_context,
-                init_payload=self._init_payload,
-                inner_threads=self._inner_threads,
-            )
-        return self._engine
+    @contextlib.contextmanager
+    def _claim_engine(self) -> Iterator[Any]:
+        """An engine for one pmap: the shared one, or a private one while the shared one is busy.
+
+        An engine's workers serve one map at a time, so a pmap that overlaps
+        another (from another thread, or nested in the loop over the first)
+        gets workers of its own, closed when it ends.
+        """
+        engine = self._get_engine()
+        with self._engine_lock:
+            private = self._engine_in_use
+            if private:
+                engine = self._new_engine()
+                self._private_engines.add(engine)
+            else:
+                self._engine_in_use = True
+        try:
+            yield engine
+        finally:
+            with self._engine_lock:
+                if private:
+                    self._private_engines.discard(engine)
+                else:
+                    self._engine_in_use = False
+            if private:
+                engine.close()
 
 
 def _pickling_error(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], exc: Exception) -> Exception:
