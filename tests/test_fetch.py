@@ -327,6 +327,45 @@ def test_timeout_bounds_hanging_headers_and_is_retried(servers: FaultServers, ke
     assert servers.hits(key)["hits"] == 2
 
 
+def test_timeout_counts_from_each_attempts_own_start(servers: FaultServers) -> None:
+    # One worker: its timer was first armed for the fast URL's attempt, which expired long before
+    # the hanging one began. The hanging attempt still gets its full timeout_s, no more, no less.
+    urls = [servers.web("/json/1"), servers.web("/slow?delay=0.6"), servers.raw("hang", "/todos/1")]
+    (fast, slow, hung), wall = timed(urls, concurrency=1, timeout_s=1.0, retries=0)
+    assert fast.ok
+    assert slow.ok
+    assert hung.error is not None
+    assert hung.error.kind == "timeout"
+    assert 1.0 <= hung.elapsed_s < 1.0 + SLACK_S
+    assert wall < 0.6 + 1.0 + SLACK_S
+
+
+def test_a_timed_out_attempt_leaves_the_worker_fit_for_the_next_url(servers: FaultServers) -> None:
+    urls = [
+        servers.raw("hang", "/todos/1"),
+        servers.web("/json/1"),
+        servers.web("/drip?bytes=100&interval=1"),
+        servers.web("/json/2"),
+    ]
+    results, wall = timed(urls, concurrency=1, timeout_s=0.5, retries=0)
+    outcomes = [r.error.kind if r.error else r.data for r in results]
+    assert outcomes == ["timeout", {"n": 1}, "timeout", {"n": 2}]
+    assert wall < 2 * 0.5 + SLACK_S
+
+
+def test_afetch_all_leaves_no_timers_in_the_callers_loop(servers: FaultServers) -> None:
+    async def main() -> list[asyncio.TimerHandle]:
+        urls = [servers.web(f"/json/{n}") for n in range(20)]
+        results = await afetch_all(urls, concurrency=5, timeout_s=60)
+        assert all(r.ok for r in results)
+        loop = asyncio.get_running_loop()
+        # Private, but the only way to see them: a forgotten 60 s attempt timer would sit here.
+        scheduled: list[asyncio.TimerHandle] = loop._scheduled  # type: ignore[attr-defined]
+        return [h for h in scheduled if not h.cancelled()]
+
+    assert asyncio.run(main()) == []
+
+
 def test_deadline_returns_on_time_and_keeps_finished_results(servers: FaultServers, key: str) -> None:
     fast = [servers.web(f"/json/{n}") for n in range(3)]
     stuck = [servers.raw("hang", f"/x?key={key}"), servers.web("/drip?bytes=50&interval=1")]

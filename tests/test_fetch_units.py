@@ -1,10 +1,12 @@
-"""manycore.fetch pieces that need no server: retry policy, Retry-After, summaries, records."""
+"""manycore.fetch pieces that need no server: retry policy, Retry-After, summaries, records, the
+attempt timer."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import socket
+import sys
 from email.utils import formatdate
 
 import aiohttp
@@ -12,6 +14,7 @@ import pytest
 
 from fetch_servers import leak_check
 from manycore.fetch import FetchError, FetchResult, summarize
+from manycore.fetch.fetcher import _AttemptTimer
 from manycore.fetch.retry import RETRY_STATUSES, backoff_delay, is_retryable_status, parse_retry_after
 
 
@@ -122,3 +125,37 @@ def test_leak_check_catches_fds_and_unclosed_sessions() -> None:
     leaked.close()
     with pytest.raises(AssertionError, match="Unclosed client session"), leak_check(settle_s=0.1):
         _leak_a_session()
+
+
+async def _one_attempt(budget_s: float, work_s: float, cancel_from_outside: bool = False) -> str:
+    """One attempt under an _AttemptTimer, the way the fetcher runs it: how did it end?"""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    timer = _AttemptTimer(loop, task)
+    when = loop.time() + budget_s
+    try:
+        timer.start(when)
+        if cancel_from_outside:
+            loop.call_at(when, task.cancel)  # due in the same loop pass as the timer
+        try:
+            try:
+                await asyncio.sleep(work_s)
+            finally:
+                timed_out = timer.stop()
+        except asyncio.CancelledError:
+            return "timeout" if timed_out else "cancelled"
+        await asyncio.sleep(budget_s + 0.05)  # the timer, still armed, comes and must do nothing
+        return "done"
+    finally:
+        timer.close()
+
+
+def test_attempt_timer_times_out_only_the_attempt_it_covers() -> None:
+    assert asyncio.run(_one_attempt(0.05, 5.0)) == "timeout"
+    assert asyncio.run(_one_attempt(0.05, 0.0)) == "done"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.uncancel() is new in Python 3.11")
+def test_attempt_timer_lets_a_cancellation_from_outside_through() -> None:
+    assert asyncio.run(_one_attempt(0.05, 5.0, cancel_from_outside=True)) == "cancelled"
