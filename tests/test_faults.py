@@ -422,9 +422,11 @@ def scenario_ctrl_c_in_with_block(backend: str) -> None:
     before_children = set(child_processes())
     with tempfile.TemporaryDirectory() as tmp:
         gate = Gate(tmp)
+        submitted = threading.Event()
 
         def interrupt() -> None:
             gate.wait_started(1)
+            submitted.wait(HANG_GUARD_S)  # every call is queued before Ctrl-C comes
             os.kill(os.getpid(), signal.SIGINT)
 
         threading.Thread(target=interrupt, daemon=True).start()
@@ -433,6 +435,7 @@ def scenario_ctrl_c_in_with_block(backend: str) -> None:
         try:
             with get_executor(backend, **options) as executor:
                 if backend == "serial":
+                    submitted.set()
                     executor.submit(announced_sleep, gate.dir, HANG_GUARD_S, 0)  # interrupted inside
                 elif backend == "processes":
                     futures = [executor.submit(gated, gate.dir, i) for i in range(8)]
@@ -444,6 +447,7 @@ def scenario_ctrl_c_in_with_block(backend: str) -> None:
                         ]
                     else:
                         futures = [executor.submit(announced_sleep, gate.dir, 0.25, i) for i in range(8)]
+                submitted.set()
                 threading.Event().wait(HANG_GUARD_S)
             raise AssertionError("the with block was not interrupted")
         except KeyboardInterrupt:
@@ -689,7 +693,8 @@ def test_closing_a_pmap_early_stops_its_work(backend: str, running: int) -> None
 
     pmap is pulled by its consumer: between two ``next()`` calls the process
     engine only finishes what it already handed out (here, item 1 on one
-    worker), while a thread pool keeps running its submitted calls (items 1
+    worker, and item 2 if it was sent ahead to the worker that ran the quick
+    item 0), while a thread pool keeps running its submitted calls (items 1
     and 2).  On processes ``close()`` kills the busy workers; on threads the
     running calls finish and nothing else starts.
     """
@@ -704,13 +709,13 @@ def test_closing_a_pmap_early_stops_its_work(backend: str, running: int) -> None
         started = len(gate.started())
         gate.open()  # lets running thread calls end (killed processes never see it)
         assert list(results) == []
-        assert started == running, gate.started()
+        assert started == running or (backend == "processes" and started == 2), gate.started()
         if backend == "threads":  # the running calls end; nothing queued starts after them
             deadline = time.monotonic() + HANG_GUARD_S
             while any(t.name.startswith("ThreadPoolExecutor") for t in threading.enumerate()):
                 assert time.monotonic() < deadline, "pmap's threads did not finish"
                 time.sleep(POLL_S)
-        assert len(gate.started()) == running, gate.started()
+        assert len(gate.started()) == started, gate.started()
 
 
 def waits_for_gate_on(bad: int, gate_dir: str, x: int) -> int:

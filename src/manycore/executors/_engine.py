@@ -41,11 +41,13 @@ from typing import Any
 from . import _serialize
 from ._batches import Batch, Failures, Input, run_chunk
 from ._contract import WorkerCrashed
-from .process import portable_exception, prepare_inner_limits, worker_setup
+from .process import forking, portable_exception, worker_setup
 
 _FN, _CHUNK, _STOP = 0, 1, 2
 _MAX_DEATHS_WITHOUT_PROGRESS = 3
 _IDLE, _FAST = -1, -2  # slot values besides an item position
+#: A worker gets a chunk sent ahead only while its chunks take less than this.
+AHEAD_BELOW_S = 0.005
 
 
 def _portable_value(value: Any, what: str) -> Any:
@@ -170,7 +172,10 @@ class _Worker:
     conn: Any
     slot: int
     fn_id: int = -1
-    chunk: _Chunk | None = None
+    chunk: _Chunk | None = None  # the chunk it runs (or ran: its results are being read)
+    queued: _Chunk | None = None  # a small fast chunk sent ahead, waiting in its pipe
+    started_at: float = 0.0  # when its current chunk was sent (or began, if sent ahead)
+    turnaround: float = float("inf")  # seconds its last fast chunk took, send to result
     kill_reason: tuple[int, BaseException] | None = None  # (position, error)
     exitcode: int | None = None  # recorded when the worker is buried
 
@@ -201,11 +206,12 @@ class ProcessEngine:
         self._runs = 0
         self._runs_done = threading.Condition()
         self._wake_r, self._wake_w = os.pipe()
+        # a quarter of a typical socket buffer (212992 bytes): two such chunks
+        # plus framing always fit, whatever the worker is doing
+        self._ahead_max_bytes = 48 * 1024
 
     # ------------------------------------------------------------ workers
     def _spawn(self, slot: int) -> _Worker:
-        if self._inner is not None:
-            prepare_inner_limits(self._ctx)
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         self._slot_state[slot] = _IDLE
         process = self._ctx.Process(
@@ -214,7 +220,8 @@ class ProcessEngine:
             name=f"manycore-worker-{slot}",
             daemon=True,
         )
-        process.start()
+        with forking(self._ctx, self._inner):
+            process.start()
         child_conn.close()
         worker = _Worker(process, parent_conn, slot)
         self._pool[slot] = worker
@@ -315,12 +322,16 @@ class ProcessEngine:
                 if self._closed:
                     raise RuntimeError("the executor was shut down while this pmap was running")
                 # Hand chunks to idle workers.
-                for slot in range(self.workers):
+                # two passes: a chunk for every idle worker, then one ahead for the busy ones
+                for slot in itertools.chain(range(self.workers), range(self.workers)):
                     worker = self._pool[slot]
-                    if worker is not None and worker.chunk is not None:
+                    ahead = worker is not None and worker.chunk is not None
+                    if worker is not None and ahead and not self._may_send_ahead(worker):
                         continue
                     chunk = None
                     if requeue:
+                        if ahead and not self._fits_ahead(requeue[0]):
+                            continue
                         chunk = requeue.popleft()
                     elif not source.done and not (busy and not may_dispatch()):
                         # Backpressure from the consumer applies only while something
@@ -330,13 +341,19 @@ class ProcessEngine:
                             chunk, bad = self._pickle_chunk(indexes, items, careful)
                             if bad is not None:
                                 yield bad
+                            if chunk is not None and ahead and not self._fits_ahead(chunk):
+                                requeue.appendleft(chunk)  # for the next idle worker
+                                continue
                     if chunk is None:
                         if requeue or not source.done:
                             continue
                         break
                     if worker is None:
                         worker = self._spawn(slot)
-                    self._send_chunk(worker, chunk, fn_id, fn_message)
+                    if ahead:
+                        self._send_ahead(worker, chunk)
+                    else:
+                        self._send_chunk(worker, chunk, fn_id, fn_message)
                     busy[worker.conn] = worker
 
                 if not busy:
@@ -393,8 +410,13 @@ class ProcessEngine:
                         yield self._batch(chunk.indexes, values, failures, wrapped)
                     if not chunk.unreported:
                         _serialize.release(chunk.segments)
-                        worker.chunk = None
-                        del busy[worker.conn]
+                        now = time.monotonic()
+                        if not chunk.careful:
+                            worker.turnaround = now - worker.started_at
+                        worker.chunk, worker.queued = worker.queued, None  # it runs that one now
+                        worker.started_at = now
+                        if worker.chunk is None:
+                            del busy[worker.conn]
 
                 for worker in dead:
                     busy.pop(worker.conn, None)
@@ -431,8 +453,10 @@ class ProcessEngine:
             # Normal end: nothing is busy.  Early exit (error, Ctrl-C, consumer
             # stopped): kill the workers still running our chunks.
             for worker in list(busy.values()):
-                if worker.chunk is not None:
-                    _serialize.release(worker.chunk.segments)
+                for held in (worker.chunk, worker.queued):
+                    if held is not None:
+                        _serialize.release(held.segments)
+                worker.chunk = worker.queued = None
                 self._discard(worker, kill=True)
             for chunk in requeue:
                 _serialize.release(chunk.segments)
@@ -495,13 +519,43 @@ class ProcessEngine:
             worker.fn_id = fn_id
         message = (_CHUNK, chunk.payload, chunk.meta, chunk.indexes, chunk.careful, chunk.careful)
         worker.chunk = chunk
+        worker.started_at = time.monotonic()
         worker.kill_reason = None
         _send(worker.conn, message)
+
+    # Sending ahead: a worker that finished a chunk would otherwise wait a round
+    # trip through this (single, maybe descheduled) thread for its next one.
+    # A second chunk is sent only while the first runs, only fast ones, and
+    # only small enough that both fit in the pipe's buffer: the send cannot
+    # block, so this thread never waits on a worker that waits on it.
+    # Only chunks that turn around within AHEAD_BELOW_S: there the round trip
+    # is a real share of a worker's time, while a chunk queued behind a long
+    # one could be waiting for a worker that another idle worker would beat.
+    def _may_send_ahead(self, worker: _Worker) -> bool:
+        chunk = worker.chunk
+        return (
+            worker.queued is None
+            and chunk is not None
+            and worker.turnaround < AHEAD_BELOW_S
+            and self._fits_ahead(chunk)
+        )
+
+    def _fits_ahead(self, chunk: _Chunk) -> bool:
+        return not chunk.careful and len(chunk.payload) <= self._ahead_max_bytes
+
+    def _send_ahead(self, worker: _Worker, chunk: _Chunk) -> None:
+        worker.queued = chunk
+        _send(worker.conn, (_CHUNK, chunk.payload, chunk.meta, chunk.indexes, False, False))
 
     def _bury(self, worker: _Worker, requeue: deque[_Chunk]) -> tuple[bool, Batch | None]:
         """A busy worker died: blame its current item, re-queue the rest (carefully)."""
         worker.process.join(timeout=5)
         exitcode = worker.exitcode = worker.process.exitcode
+        if worker.queued is not None:
+            # Sent ahead and not started (a worker reports a chunk before it
+            # starts the next): it runs again as it is, on another worker.
+            requeue.append(worker.queued)
+            worker.queued = None
         chunk = worker.chunk
         blamed = False
         batch: Batch | None = None

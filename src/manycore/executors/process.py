@@ -41,6 +41,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
+from threadpoolctl import ThreadpoolController, threadpool_limits
+
 from . import _serialize
 from ._contract import ManycoreExecutor, NotifyCancelledOnShutdown, check_max_workers
 
@@ -76,7 +78,23 @@ _inherited: tuple[int, int, Any] | None = None  # (parent pid, len(sys.modules) 
 _INNER_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
 
-def prepare_inner_limits(mp_context: Any) -> None:
+# Our library scan and our forks never overlap: a child forked while another
+# thread scans (dl_iterate_phdr holds the dynamic loader's lock) would inherit
+# that lock held, and hang at its first dlsym.  threadpoolctl is imported with
+# this module, not by a thread racing a fork (a module lock held by another
+# thread at fork time is never released in the child either).
+_fork_lock = threading.Lock()
+
+
+def _new_fork_lock() -> None:
+    global _fork_lock
+    _fork_lock = threading.Lock()  # the child of a fork made under the lock must not inherit it held
+
+
+os.register_at_fork(after_in_child=_new_fork_lock)
+
+
+def _prepare_inner_limits(mp_context: Any) -> None:
     """In the parent, before workers fork: (re)build the inherited controller if needed."""
     global _inherited
     method = mp_context.get_start_method() if mp_context is not None else None
@@ -85,11 +103,18 @@ def prepare_inner_limits(mp_context: Any) -> None:
     if _inherited is not None and _inherited[:2] == (os.getpid(), len(sys.modules)):
         return  # nothing imported since: no new library to know about
     try:
-        from threadpoolctl import ThreadpoolController
-
         _inherited = (os.getpid(), len(sys.modules), ThreadpoolController())
     except Exception:  # pragma: no cover - threadpoolctl failing must not stop the map
         _inherited = None
+
+
+@contextlib.contextmanager
+def forking(mp_context: Any, inner_threads: int | None) -> Iterator[None]:
+    """Around starting worker processes: their library scan is ready, no scan runs meanwhile."""
+    with _fork_lock:
+        if inner_threads is not None:
+            _prepare_inner_limits(mp_context)
+        yield
 
 
 def worker_setup(init_payload: bytes | None, inner_threads: int | None) -> None:
@@ -105,8 +130,6 @@ def worker_setup(init_payload: bytes | None, inner_threads: int | None) -> None:
             if _inherited is not None and _inherited[0] != os.getpid():
                 _limiter = _inherited[2].limit(limits=inner_threads)  # forked: the parent's scan
             else:
-                from threadpoolctl import threadpool_limits
-
                 _limiter = threadpool_limits(limits=inner_threads)
         except Exception:  # pragma: no cover - threadpoolctl failing must not kill the worker
             _limiter = None
@@ -182,11 +205,10 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
             **kwargs,
         )
 
-    def _adjust_process_count(self) -> None:
-        # the stdlib starts its workers here; let forked ones inherit the library scan
-        if self._inner_threads is not None:
-            prepare_inner_limits(self._mp_context)
-        super()._adjust_process_count()  # private in the stdlib (3.9+)
+    def _spawn_process(self) -> None:
+        # where the stdlib starts each worker (3.9+): see forking()
+        with forking(self._mp_context, self._inner_threads):
+            super()._spawn_process()  # type: ignore[misc]  # private in the stdlib
 
     @property
     def max_workers(self) -> int:
