@@ -13,10 +13,14 @@ fails.  This engine owns its workers one by one, so it can
 * stop promptly on Ctrl-C or an early exit by the consumer, killing the busy
   workers (never leaving orphans).
 
-Protocol: each worker has one duplex pipe.  The parent sends a chunk only to
-an idle worker (blocked in ``recv``), so sends never deadlock against the
-worker's result writes; chunks are sized by ``pmap`` to 10-50 ms, so the idle
-round trip (tens of microseconds) costs well under 1%.  Before running an
+Protocol: each worker has one duplex pipe.  The parent sends a chunk to an
+idle worker (blocked in ``recv``), so that send cannot deadlock against the
+worker's result writes.  Workers whose chunks turn around in under
+``AHEAD_BELOW_S`` also get one more chunk sent ahead while they run, so they
+do not wait for a round trip through the parent between chunks; only small
+chunks are sent ahead (both fit in the pipe's buffer, so that send never
+blocks either), and never behind a long chunk, where a queued chunk could
+wait for one worker while another sits idle.  Before running an
 item the worker writes its index (and, with ``task_timeout``, its start time)
 into a shared slot, which is how the parent knows which item a dead or stuck
 worker was running.  With ``task_timeout`` results are sent item by item, so
