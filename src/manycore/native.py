@@ -31,17 +31,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import numpy as np
-
-from . import _errors, _native
+from . import _kernel_args as args
+from . import _native
 from ._validate import (
     MAX_THREADS,
     as_int,
-    buffer_view,
     check_int,
-    check_range,
     check_threads,
-    format_char,
 )
 
 __all__ = [
@@ -195,7 +191,7 @@ def sum_of_squares(x: Any, *, threads: int | None = None, pool: Pool | None = No
         handle, t = _resolve(threads, pool)
         result: Number = _native.sum_of_squares(x, handle, t)
         return result
-    n = check_int(n, "n", minimum=0, maximum=SUM_OF_SQUARES_MAX_N, too_big=OverflowError)
+    n = args.sum_of_squares_n(n)
     handle, t = _resolve(threads, pool)
     return int(_native.sum_of_squares_range(n, handle, t))
 
@@ -238,17 +234,16 @@ def histogram(
     goes to the last bin; values outside ``[lo, hi]`` and NaN are not counted.
     Returns an int64 NumPy array (or fills ``out``, an int64 buffer of length ``bins``).
     """
-    nbins = check_int(bins, "bins", minimum=1)
-    a, b = check_range(lo, hi)
+    nbins, a, b = args.histogram_args(bins, lo, hi)
     handle, t = _resolve(threads, pool)
-    result = np.empty(nbins, dtype=np.int64) if out is None else out
+    result = args.histogram_out(nbins, out)
     _native.histogram(x, nbins, a, b, result, handle, t)
     return result
 
 
 def count_primes(n: int, *, threads: int | None = None, pool: Pool | None = None) -> int:
     """Number of primes ``p < n`` (segmented sieve of Eratosthenes)."""
-    v = check_int(n, "n", minimum=0, maximum=COUNT_PRIMES_MAX_N)
+    v = args.count_primes_n(n)
     handle, t = _resolve(threads, pool)
     return int(_native.count_primes(v, handle, t))
 
@@ -260,8 +255,7 @@ def monte_carlo_pi(
 
     The estimate depends only on ``(samples, seed)``, never on the thread count.
     """
-    s = check_int(samples, "samples", minimum=1, maximum=2**62)
-    sd = check_int(seed, "seed", minimum=0, maximum=2**64 - 1)
+    s, sd = args.monte_carlo_args(samples, seed)
     handle, t = _resolve(threads, pool)
     hits = int(_native.monte_carlo_pi(s, sd, handle, t))
     return 4.0 * hits / s
@@ -283,38 +277,20 @@ def mandelbrot(
     centre.  Returns a ``(height, width)`` uint32 NumPy array (or fills ``out``,
     a 32-bit integer buffer of ``width * height`` elements).
     """
-    w = check_int(width, "width", minimum=0)
-    h = check_int(height, "height", minimum=0)
-    it = check_int(max_iter, "max_iter", minimum=0, maximum=2**32 - 1)
-    try:
-        xmin, xmax, ymin, ymax = bounds
-    except (TypeError, ValueError):
-        raise ValueError("bounds must be (xmin, xmax, ymin, ymax)") from None
-    x0, x1 = check_range(xmin, xmax, "xmin", "xmax")
-    y0, y1 = check_range(ymin, ymax, "ymin", "ymax")
+    w, h, it, (x0, x1, y0, y1) = args.mandelbrot_args(width, height, max_iter, bounds)
     handle, t = _resolve(threads, pool)
-    result = np.empty((h, w), dtype=np.uint32) if out is None else out
+    result = args.mandelbrot_out(w, h, out)
     _native.mandelbrot(w, h, it, x0, x1, y0, y1, result, handle, t)
     return result
 
 
 def matmul(a: Any, b: Any, *, out: Any = None, threads: int | None = None, pool: Pool | None = None) -> Any:
     """``a @ b`` for C-contiguous 2-D float64 buffers (blocked, deterministic)."""
-    va, vb = buffer_view(a, "a"), buffer_view(b, "b")
-    for name, v in (("a", va), ("b", vb)):
-        if v.ndim != 2:
-            _errors.raise_argument(_errors.ARG_NDIM, name, f"expected 2 dimensions, got {v.ndim}")
-    m, k = va.shape  # type: ignore[misc]
-    k2, n = vb.shape  # type: ignore[misc]
-    if k != k2:
-        _errors.raise_argument(_errors.ARG_NDIM, "b", f"a is {m}x{k} but b is {k2}x{n}")
+    m, k, n = args.matmul_shape(a, b)
     handle, t = _resolve(threads, pool)
-    result = np.empty((m, n), dtype=np.float64) if out is None else out
+    result = args.matmul_out(m, n, out)
     _native.matmul(a, b, result, m, k, n, handle, t)
     return result
-
-
-_SQUARE_OUT = {c: ("q" if c in "bhilq" else "Q") for c in "bBhHiIlLqQ"} | {"f": "f", "d": "d"}
 
 
 def square(x: Any, *, out: Any = None, threads: int | None = None, pool: Pool | None = None) -> Any:
@@ -326,9 +302,7 @@ def square(x: Any, *, out: Any = None, threads: int | None = None, pool: Pool | 
     raises ``OverflowError`` (never wraps silently).
     """
     handle, t = _resolve(threads, pool)
-    if out is None:
-        view = buffer_view(x, "x")
-        out = np.empty(view.shape, dtype=np.dtype(_SQUARE_OUT[format_char(view, "x")]))
+    out = args.square_out(x, out)
     _native.square(x, out, handle, t)
     return out
 

@@ -28,7 +28,8 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import numpy as np
 
 from .. import _errors
-from .._validate import as_int, buffer_view, check_int, check_range, check_threads, format_char
+from .. import _kernel_args as args
+from .._validate import as_int, check_int, check_threads
 
 __all__ = [
     "GIL_RELEASE_MIN_WORK",
@@ -61,8 +62,6 @@ GIL_RELEASE_MIN_WORK = 16384.0
 POOL_MIN_WORK = 131072.0
 
 SIZE_MAX = 2 ** (8 * ctypes.sizeof(ctypes.c_size_t)) - 1
-SUM_OF_SQUARES_MAX_N = 2**42
-COUNT_PRIMES_MAX_N = 2**48
 SCHEDULES = {"static": 0, "dynamic": 1}
 
 # enum mc_dtype
@@ -496,7 +495,7 @@ class Face:
         except TypeError:
             p, t = self._resolve(threads, pool)
             return self._reduce("sum_of_squares", x, p, t)
-        n = check_int(n, "n", minimum=0, maximum=SUM_OF_SQUARES_MAX_N, too_big=OverflowError)
+        n = args.sum_of_squares_n(n)
         p, t = self._resolve(threads, pool)
         return self._run(
             p, t, float(n), "sum_of_squares", lambda ex: self.backend.sum_of_squares_range(ex, n)
@@ -546,10 +545,9 @@ class Face:
         pool: PoolBase | None = None,
     ) -> Any:
         """Counts of ``x`` in ``bins`` equal-width bins over ``[lo, hi]`` (see manycore.native.histogram)."""
-        nbins = check_int(bins, "bins", minimum=1)
-        a, b = check_range(lo, hi)
+        nbins, a, b = args.histogram_args(bins, lo, hi)
         p, t = self._resolve(threads, pool)
-        result = np.empty(nbins, dtype=np.int64) if out is None else out
+        result = args.histogram_out(nbins, out)
         _as_size(nbins)
         xb = get_buffer(x, "x")
         ob = get_buffer(result, "out", writable=True)
@@ -567,7 +565,7 @@ class Face:
     # ------------------------------------------------------------ compute
     def count_primes(self, n: int, *, threads: int | None = None, pool: PoolBase | None = None) -> int:
         """Number of primes ``p < n`` (segmented sieve)."""
-        v = check_int(n, "n", minimum=0, maximum=COUNT_PRIMES_MAX_N)
+        v = args.count_primes_n(n)
         p, t = self._resolve(threads, pool)
         return self._run(p, t, float(v), "count_primes", lambda ex: self.backend.count_primes(ex, v))
 
@@ -575,8 +573,7 @@ class Face:
         self, samples: int, seed: int = 0, *, threads: int | None = None, pool: PoolBase | None = None
     ) -> float:
         """Estimate pi from ``samples`` counter-based points; depends only on ``(samples, seed)``."""
-        s = check_int(samples, "samples", minimum=1, maximum=2**62)
-        sd = check_int(seed, "seed", minimum=0, maximum=2**64 - 1)
+        s, sd = args.monte_carlo_args(samples, seed)
         p, t = self._resolve(threads, pool)
         hits = self._run(p, t, 4.0 * s, "monte_carlo_pi", lambda ex: self.backend.monte_carlo_pi(ex, s, sd))
         return 4.0 * hits / s
@@ -593,17 +590,9 @@ class Face:
         pool: PoolBase | None = None,
     ) -> Any:
         """Escape-time counts on a ``height x width`` grid; a ``(height, width)`` uint32 array."""
-        w = check_int(width, "width", minimum=0)
-        h = check_int(height, "height", minimum=0)
-        it = check_int(max_iter, "max_iter", minimum=0, maximum=2**32 - 1)
-        try:
-            xmin, xmax, ymin, ymax = bounds
-        except (TypeError, ValueError):
-            raise ValueError("bounds must be (xmin, xmax, ymin, ymax)") from None
-        x0, x1 = check_range(xmin, xmax, "xmin", "xmax")
-        y0, y1 = check_range(ymin, ymax, "ymin", "ymax")
+        w, h, it, box = args.mandelbrot_args(width, height, max_iter, bounds)
         p, t = self._resolve(threads, pool)
-        result = np.empty((h, w), dtype=np.uint32) if out is None else out
+        result = args.mandelbrot_out(w, h, out)
         _as_size(w)
         _as_size(h)
         ob = get_buffer(result, "out", writable=True)
@@ -618,23 +607,16 @@ class Face:
             t,
             work,
             "mandelbrot",
-            lambda ex: (self.backend.mandelbrot(ex, w, h, it, (x0, x1, y0, y1), ob), result),
+            lambda ex: (self.backend.mandelbrot(ex, w, h, it, box, ob), result),
         )
 
     def matmul(
         self, a: Any, b: Any, *, out: Any = None, threads: int | None = None, pool: PoolBase | None = None
     ) -> Any:
         """``a @ b`` for C-contiguous 2-D float64 buffers (blocked, deterministic)."""
-        va, vb = buffer_view(a, "a"), buffer_view(b, "b")
-        for name, v in (("a", va), ("b", vb)):
-            if v.ndim != 2:
-                _errors.raise_argument(_errors.ARG_NDIM, name, f"expected 2 dimensions, got {v.ndim}")
-        m, k = va.shape  # type: ignore[misc]
-        k2, n = vb.shape  # type: ignore[misc]
-        if k != k2:
-            _errors.raise_argument(_errors.ARG_NDIM, "b", f"a is {m}x{k} but b is {k2}x{n}")
+        m, k, n = args.matmul_shape(a, b)
         p, t = self._resolve(threads, pool)
-        result = np.empty((m, n), dtype=np.float64) if out is None else out
+        result = args.matmul_out(m, n, out)
         ab = get_buffer(a, "a")
         bb = get_buffer(b, "b")
         cb = get_buffer(result, "out", writable=True)
@@ -653,19 +635,12 @@ class Face:
             p, t, work, "matmul", lambda ex: (self.backend.matmul(ex, ab, bb, cb, m, k, n), result)
         )
 
-    _SQUARE_OUT: ClassVar[dict[str, str]] = {c: ("q" if c in "bhilq" else "Q") for c in "bBhHiIlLqQ"} | {
-        "f": "f",
-        "d": "d",
-    }
-
     def square(
         self, x: Any, *, out: Any = None, threads: int | None = None, pool: PoolBase | None = None
     ) -> Any:
         """Elementwise ``x * x``; integer squares that do not fit raise ``OverflowError``."""
         p, t = self._resolve(threads, pool)
-        if out is None:
-            view = buffer_view(x, "x")
-            out = np.empty(view.shape, dtype=np.dtype(self._SQUARE_OUT[format_char(view, "x")]))
+        out = args.square_out(x, out)
         xb = get_buffer(x, "x")
         ob = get_buffer(out, "out", writable=True)
         check_length(ob, "out", xb.n)

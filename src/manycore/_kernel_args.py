@@ -1,0 +1,91 @@
+"""Argument handling that every Python face of the kernels shares.
+
+``manycore.native`` (the extension) and ``manycore.ffi`` (ctypes, cffi,
+Cython) check and normalise the scalar arguments, and allocate default
+outputs, in exactly the same way; the buffer checks then happen in C
+(extension) or in :mod:`manycore.ffi._face` (the others).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import _errors
+from ._validate import buffer_view, check_int, check_range, format_char
+
+# The kernels' input limits, as in csrc/manycore.h (a test checks they agree
+# with the extension's and the header's).
+SUM_OF_SQUARES_MAX_N = 2**42
+COUNT_PRIMES_MAX_N = 2**48
+
+#: Default output format of ``square`` per input format: integers widen to 64 bits.
+SQUARE_OUT = {c: ("q" if c in "bhilq" else "Q") for c in "bBhHiIlLqQ"} | {"f": "f", "d": "d"}
+
+
+def sum_of_squares_n(n: Any) -> int:
+    return check_int(n, "n", minimum=0, maximum=SUM_OF_SQUARES_MAX_N, too_big=OverflowError)
+
+
+def count_primes_n(n: Any) -> int:
+    return check_int(n, "n", minimum=0, maximum=COUNT_PRIMES_MAX_N)
+
+
+def monte_carlo_args(samples: Any, seed: Any) -> tuple[int, int]:
+    s = check_int(samples, "samples", minimum=1, maximum=2**62)
+    return s, check_int(seed, "seed", minimum=0, maximum=2**64 - 1)
+
+
+def histogram_args(bins: Any, lo: Any, hi: Any) -> tuple[int, float, float]:
+    nbins = check_int(bins, "bins", minimum=1)
+    a, b = check_range(lo, hi)
+    return nbins, a, b
+
+
+def histogram_out(nbins: int, out: Any) -> Any:
+    return np.empty(nbins, dtype=np.int64) if out is None else out
+
+
+def mandelbrot_args(
+    width: Any, height: Any, max_iter: Any, bounds: Sequence[float]
+) -> tuple[int, int, int, tuple[float, float, float, float]]:
+    w = check_int(width, "width", minimum=0)
+    h = check_int(height, "height", minimum=0)
+    it = check_int(max_iter, "max_iter", minimum=0, maximum=2**32 - 1)
+    try:
+        xmin, xmax, ymin, ymax = bounds
+    except (TypeError, ValueError):
+        raise ValueError("bounds must be (xmin, xmax, ymin, ymax)") from None
+    x0, x1 = check_range(xmin, xmax, "xmin", "xmax")
+    y0, y1 = check_range(ymin, ymax, "ymin", "ymax")
+    return w, h, it, (x0, x1, y0, y1)
+
+
+def mandelbrot_out(width: int, height: int, out: Any) -> Any:
+    return np.empty((height, width), dtype=np.uint32) if out is None else out
+
+
+def matmul_shape(a: Any, b: Any) -> tuple[int, int, int]:
+    """``(m, k, n)`` of ``a @ b`` for two 2-D buffers, or the error naming the bad one."""
+    va, vb = buffer_view(a, "a"), buffer_view(b, "b")
+    for name, v in (("a", va), ("b", vb)):
+        if v.ndim != 2:
+            _errors.raise_argument(_errors.ARG_NDIM, name, f"expected 2 dimensions, got {v.ndim}")
+    m, k = va.shape  # type: ignore[misc]
+    k2, n = vb.shape  # type: ignore[misc]
+    if k != k2:
+        _errors.raise_argument(_errors.ARG_NDIM, "b", f"a is {m}x{k} but b is {k2}x{n}")
+    return m, k, n
+
+
+def matmul_out(m: int, n: int, out: Any) -> Any:
+    return np.empty((m, n), dtype=np.float64) if out is None else out
+
+
+def square_out(x: Any, out: Any) -> Any:
+    if out is not None:
+        return out
+    view = buffer_view(x, "x")
+    return np.empty(view.shape, dtype=np.dtype(SQUARE_OUT[format_char(view, "x")]))
