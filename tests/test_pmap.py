@@ -266,6 +266,20 @@ def test_worker_segfault_collect_keeps_other_results() -> None:
     assert children() <= before
 
 
+@pytest.mark.timeout(240)
+def test_crashes_while_chunks_are_sent_ahead_lose_nothing() -> None:
+    # Quick items make the engine send chunks ahead; a worker that dies holds
+    # one it has not started (or the send finds the pipe closed): every other
+    # item still comes back, the crashed one is named.
+    for _ in range(15):
+        out = list(
+            pmap(segfault_on_four, range(40), backend="processes", workers=2, chunksize=1, errors="collect")
+        )
+        assert isinstance(out[4], TaskError)
+        assert isinstance(out[4].exception, WorkerCrashed)
+        assert [x for i, x in enumerate(out) if i != 4] == [i for i in range(40) if i != 4]
+
+
 def test_crash_is_a_broken_process_pool() -> None:
     from concurrent.futures.process import BrokenProcessPool
 
@@ -463,16 +477,30 @@ def test_known_length_starts_only_the_workers_that_get_a_chunk(monkeypatch: pyte
     assert started == [0]
 
 
-def test_forked_workers_limit_blas_threads_from_the_parents_scan() -> None:
+def blas_threads_after(seconds: float) -> list[int]:
+    time.sleep(seconds)
     from threadpoolctl import threadpool_info
 
-    def inner_limits(_: int) -> list[int]:
-        return [lib["num_threads"] for lib in threadpool_info()]
+    return [lib["num_threads"] for lib in threadpool_info() if lib["internal_api"] == "openblas"]
 
+
+def test_workers_limit_blas_threads_once_a_chunk_ran_long() -> None:
+    # NumPy's OpenBLAS is loaded here, so forked workers inherit it.  A worker
+    # limits it (to cpus // workers) after its first chunk that ran >= 0.1 s:
+    # limiting starts OpenBLAS threads that spin, which short maps never pay.
+    from manycore.executors._engine import LIMIT_INNER_AFTER_S
+
+    assert np.ones((2, 2)) @ np.ones((2, 2)) is not None
     expected = max(1, len(os.sched_getaffinity(0)) // 2)
-    got = list(pmap(inner_limits, range(2), backend="processes", workers=2, chunksize=1))
-    assert got[0], got
-    assert all(n == expected for limits in got for n in limits), got
+    first = 1.5 * LIMIT_INNER_AFTER_S
+    # one chunk per worker that runs long, then one more item each
+    got = list(pmap(blas_threads_after, [first, first, 0, 0], backend="processes", workers=2, chunksize=1))
+    assert all(got), got  # OpenBLAS seen in every worker
+    assert got[2:] == [[expected], [expected]], got
+    # a short map never limits: its workers keep the parent's setting
+    parent = blas_threads_after(0)
+    short = list(pmap(blas_threads_after, [0, 0], backend="processes", workers=2, chunksize=1))
+    assert short == [parent, parent], short
 
 
 @pytest.mark.timeout(120)

@@ -45,13 +45,16 @@ from typing import Any
 from . import _serialize
 from ._batches import Batch, Failures, Input, run_chunk
 from ._contract import WorkerCrashed
-from .process import forking, portable_exception, worker_setup
+from .process import forking, limit_inner_threads, portable_exception, worker_setup
 
 _FN, _CHUNK, _STOP = 0, 1, 2
 _MAX_DEATHS_WITHOUT_PROGRESS = 3
 _IDLE, _FAST = -1, -2  # slot values besides an item position
 #: A worker gets a chunk sent ahead only while its chunks take less than this.
 AHEAD_BELOW_S = 0.005
+#: A worker limits its BLAS/OpenMP pools after the first chunk (or item) that
+#: ran this long: short maps never pay the cost (see limit_inner_threads).
+LIMIT_INNER_AFTER_S = 0.1
 
 
 def _portable_value(value: Any, what: str) -> Any:
@@ -117,7 +120,8 @@ def worker_main(
     conn: Any, slot: int, slot_state: Any, slot_start: Any, init_payload: bytes | None, inner: int | None
 ) -> None:
     """Body of an engine worker process."""
-    worker_setup(init_payload, inner)
+    worker_setup(init_payload, inner, limit_now=False)
+    unlimited = inner is not None  # BLAS/OpenMP pools not limited yet (see limit_inner_threads)
     fn: Callable[[Any], Any] | None = None
     while True:
         try:
@@ -137,9 +141,14 @@ def worker_main(
             # Fast path: the whole chunk in C-level map; if this worker dies
             # now the parent re-runs the chunk carefully to find the item.
             slot_state[slot] = _FAST
+            started = time.monotonic()
             values, failures = run_chunk(fn, items, catch=BaseException, with_traceback_text=True)
             slot_state[slot] = _IDLE
             _send_chunk_result(conn, values, failures, indexes)
+            if unlimited and time.monotonic() - started >= LIMIT_INNER_AFTER_S:
+                assert inner is not None
+                limit_inner_threads(inner)
+                unlimited = False
             continue
         # Careful path (task_timeout, or a re-run after a crash): one item at
         # a time, position (and start time) in the shared slot, each result
@@ -150,9 +159,14 @@ def worker_main(
                 # not pair it with the previous item's start time
                 slot_start[slot] = time.monotonic()
             slot_state[slot] = pos
+            started = time.monotonic()
             values, failures = run_chunk(fn, (item,), catch=BaseException, with_traceback_text=True)
             slot_state[slot] = _IDLE
             _send_chunk_result(conn, values, failures, [indexes[pos]])
+            if unlimited and time.monotonic() - started >= LIMIT_INNER_AFTER_S:
+                assert inner is not None
+                limit_inner_threads(inner)
+                unlimited = False
 
 
 @dataclass
@@ -518,14 +532,19 @@ class ProcessEngine:
         return chunk, bad
 
     def _send_chunk(self, worker: _Worker, chunk: _Chunk, fn_id: int, fn_message: bytes) -> None:
-        if worker.fn_id != fn_id:
-            worker.conn.send_bytes(fn_message)
-            worker.fn_id = fn_id
         message = (_CHUNK, chunk.payload, chunk.meta, chunk.indexes, chunk.careful, chunk.careful)
         worker.chunk = chunk
         worker.started_at = time.monotonic()
         worker.kill_reason = None
-        _send(worker.conn, message)
+        try:
+            if worker.fn_id != fn_id:
+                worker.conn.send_bytes(fn_message)
+                worker.fn_id = fn_id
+            _send(worker.conn, message)
+        except OSError:
+            # The worker died (its end of the pipe is closed): its sentinel
+            # reports that next, and _bury re-runs the chunk it now holds.
+            pass
 
     # Sending ahead: a worker that finished a chunk would otherwise wait a round
     # trip through this (single, maybe descheduled) thread for its next one.
@@ -549,7 +568,10 @@ class ProcessEngine:
 
     def _send_ahead(self, worker: _Worker, chunk: _Chunk) -> None:
         worker.queued = chunk
-        _send(worker.conn, (_CHUNK, chunk.payload, chunk.meta, chunk.indexes, False, False))
+        try:
+            _send(worker.conn, (_CHUNK, chunk.payload, chunk.meta, chunk.indexes, False, False))
+        except OSError:
+            pass  # the worker died: _bury re-queues the chunk (see _send_chunk)
 
     def _bury(self, worker: _Worker, requeue: deque[_Chunk]) -> tuple[bool, Batch | None]:
         """A busy worker died: blame its current item, re-queue the rest (carefully)."""

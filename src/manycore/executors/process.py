@@ -15,7 +15,11 @@ dies), plus:
   attributes) come back as :class:`UnpicklableError` carrying the original
   type name, message and traceback, instead of breaking the pool.
 * **no oversubscription**: BLAS/OpenMP pools inside workers are limited with
-  threadpoolctl to ``cpus // max_workers`` threads (``limit_inner_threads``).
+  threadpoolctl to ``cpus // max_workers`` threads (``limit_inner_threads``):
+  at start in the ``submit``/``map`` workers, and in ``pmap``'s workers once
+  a chunk has run 0.1 s (limiting a forked OpenBLAS pool starts threads that
+  spin for tens of milliseconds: a short map would pay more than it saves).
+  Libraries a worker loads later get ``OMP_NUM_THREADS`` & co.
 * **Ctrl-C**: workers ignore SIGINT (the parent owns the decision); leaving a
   ``with`` block by ``KeyboardInterrupt`` cancels queued work and terminates
   the workers instead of waiting for running tasks.
@@ -117,22 +121,36 @@ def forking(mp_context: Any, inner_threads: int | None) -> Iterator[None]:
         yield
 
 
-def worker_setup(init_payload: bytes | None, inner_threads: int | None) -> None:
-    """Runs first in every worker process (ours and the engine's)."""
+def limit_inner_threads(inner_threads: int) -> None:
+    """Limit the BLAS/OpenMP pools already loaded in this worker to ``inner_threads`` threads.
+
+    Not free in a forked worker: OpenBLAS shuts its threads down at fork,
+    and setting its thread count starts them again; they then spin waiting
+    for work for tens of milliseconds of CPU.  The engine therefore limits
+    only once a chunk has run long enough to make that cost small.
+    """
     global _limiter
+    if _limiter is not None:
+        return
+    try:
+        if _inherited is not None and _inherited[0] != os.getpid():
+            _limiter = _inherited[2].limit(limits=inner_threads)  # forked: the parent's scan
+        else:
+            _limiter = threadpool_limits(limits=inner_threads)
+    except Exception:  # pragma: no cover - threadpoolctl failing must not kill the worker
+        _limiter = None
+
+
+def worker_setup(init_payload: bytes | None, inner_threads: int | None, *, limit_now: bool = True) -> None:
+    """Runs first in every worker process (ours and the engine's)."""
     # The parent decides what Ctrl-C means; a worker traceback per key press helps nobody.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if inner_threads is not None:
         # libraries loaded later in this worker read these when they start
         for name in _INNER_ENV:
             os.environ.setdefault(name, str(inner_threads))
-        try:
-            if _inherited is not None and _inherited[0] != os.getpid():
-                _limiter = _inherited[2].limit(limits=inner_threads)  # forked: the parent's scan
-            else:
-                _limiter = threadpool_limits(limits=inner_threads)
-        except Exception:  # pragma: no cover - threadpoolctl failing must not kill the worker
-            _limiter = None
+        if limit_now:
+            limit_inner_threads(inner_threads)
     if init_payload is not None:
         initializer, initargs = _serialize.loads(init_payload)
         initializer(*initargs)
