@@ -79,9 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n[1] {n:,} trivial tasks (x + 1)")
     serial, _ = best_of(lambda: [trivial(x) for x in items], rep)
     line("serial list comprehension", serial, serial)
+    lmap, _ = best_of(lambda: list(map(trivial, items)), rep)
+    line("serial list(map(f, xs)) (C-level calls, as pmap's serial path)", lmap, serial)
     auto, _ = best_of(lambda: list(manycore.pmap(trivial, items)), rep)
     assert list(manycore.pmap(trivial, items)) == expected
-    line("manycore.pmap(auto)", auto, serial, "(target >= 0.9x serial)")
+    line("manycore.pmap(auto)", auto, serial, f"(target >= 0.9x serial; {lmap / auto:.2f}x list(map))")
     forced, _ = best_of(lambda: list(manycore.pmap(trivial, items, backend="processes")), rep)
     line("manycore.pmap(backend='processes'), pool start included", forced, serial)
 
@@ -125,6 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     line("serial", serial2, serial2)
     par, _ = best_of(lambda: list(manycore.pmap(cpu_task, work, backend="processes")), 2)
     line("manycore.pmap(backend='processes'), start incl.", par, serial2, f"(target >= {0.925 * cpus:.2f}x)")
+
+    def pool_cpu() -> list[int]:
+        with multiprocessing.get_context().Pool(cpus) as pool:
+            return pool.map(cpu_task, work)
+
+    pool2, _ = best_of(pool_cpu, 2)
+    line("multiprocessing.Pool.map, start incl. (peer)", pool2, serial2)
     with manycore.ProcessExecutor(cpus) as ex:
         list(ex.pmap(trivial, range(8 * cpus)))  # start the engine's workers
         warm, _ = best_of(lambda: list(ex.pmap(cpu_task, work)), 2)

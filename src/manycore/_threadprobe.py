@@ -47,6 +47,9 @@ def run_on_threads(calls: Sequence[Callable[[], T]]) -> tuple[list[T | None], fl
 #: Share of a call's time during which another thread can run Python, above
 #: which the call counts as GIL-releasing (Amdahl: 2 threads then give >= 1.33x).
 GIL_FREE_MIN = 0.5
+#: At or below this share the call clearly holds the GIL (the watcher gets it
+#: once per switch interval for microseconds: about 0.00-0.01).
+GIL_HELD_MAX = 0.1
 
 #: A pause longer than this in the watching thread means it could not run:
 #: far above one uncontended GIL hand-off (microseconds), far below the GIL's

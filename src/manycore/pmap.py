@@ -56,7 +56,7 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from ._threadprobe import GIL_FREE_MIN, gil_free_fraction, run_on_threads
+from ._threadprobe import GIL_FREE_MIN, GIL_HELD_MAX, gil_free_fraction, run_on_threads
 from .executors import _serialize, canonical_backend
 from .executors._batches import Batch, Failures, Input, run_chunk
 from .executors._contract import TaskError, attach_traceback
@@ -73,6 +73,8 @@ TRIVIAL_TOTAL_S = 0.005
 #: Below this per-item time, items are too small to ship one by one.
 PROBE_BUDGET_S = 0.05
 PROBE_MAX_ITEMS = 8
+#: Two serial items each at least this long are enough to estimate the cost.
+PROBE_ENOUGH_ITEM_S = 0.002
 _ERRORS = ("raise", "collect")
 
 
@@ -641,6 +643,8 @@ def _decide(
             sample_items.append(items[0])
         if len(values) >= PROBE_MAX_ITEMS or time.perf_counter() - started > PROBE_BUDGET_S:
             break
+        if len(values) >= 2 and min(walls) >= PROBE_ENOUGH_ITEM_S:
+            break  # items this long are timed well: keep the rest for the chosen backend
     probed: Batch = (indexes, values, failures)
     if not values:
         return Decision("serial", 1, 1, "empty input"), None
@@ -726,42 +730,45 @@ def _threads_speedup(
     per_item: float,
     m: dict[str, float],
 ) -> bool:
-    """Run ``n_workers`` more items at once on threads (their results join ``probed``).
+    """Does ``fn`` release the GIL?  Probe items run on threads; their results join ``probed``.
 
-    The GIL test is CPU time over wall time (see :mod:`manycore._threadprobe`).
+    First one item on a thread while this thread watches whether it can still
+    run Python (:func:`manycore._threadprobe.gil_free_fraction`: robust on a
+    busy machine).  Only when that is not clear-cut, ``n_workers`` items at
+    once on threads, judged by summed thread CPU time over wall time.
     """
-    indexes, items = source.take(n_workers)
-    calls = [functools.partial(run_chunk, fn, items[k : k + 1]) for k in range(len(items))]
-    results, parallelism, wall = run_on_threads(calls)
     probe_indexes, probe_values, probe_failures = probed
     assert isinstance(probe_indexes, list)
-    for k, outcome in enumerate(results):
+
+    def keep(index: int, outcome: tuple[list[Any], Failures] | None) -> None:
         v, f = (
             outcome if outcome is not None else ([None], {0: (RuntimeError("the probe thread failed"), "")})
         )
         if f:
             probe_failures[len(probe_values)] = f[0]
-        probe_indexes.append(indexes[k])
+        probe_indexes.append(index)
         probe_values.extend(v)
-    if len(items) < 2:
-        return False
-    m["threads_cpu_parallelism"] = parallelism
-    m["threads_speedup"] = (per_item * len(items)) / wall if wall > 0 else 1.0
-    if parallelism > 1.2:  # GIL-holding threads cannot exceed 1.0
-        return True
-    # Not conclusive on a busy machine (GIL-free threads need free cores to
-    # show it): can another thread run Python while one item runs?
+
     index, one = source.take(1)
     if not one:
         return False
     outcome, _, share = gil_free_fraction(functools.partial(run_chunk, fn, one))
-    v, f = outcome if outcome is not None else ([None], {0: (RuntimeError("the probe thread failed"), "")})
-    if f:
-        probe_failures[len(probe_values)] = f[0]
-    probe_indexes.append(index[0])
-    probe_values.extend(v)
+    keep(index[0], outcome)
     m["gil_free_share"] = share
-    return share > GIL_FREE_MIN
+    if share > GIL_FREE_MIN:
+        return True
+    if share < GIL_HELD_MAX:
+        return False  # the watcher hardly ran: fn holds the GIL
+    indexes, items = source.take(n_workers)
+    calls = [functools.partial(run_chunk, fn, items[k : k + 1]) for k in range(len(items))]
+    results, parallelism, wall = run_on_threads(calls)
+    for k, result in enumerate(results):
+        keep(indexes[k], result)
+    if len(items) < 2:
+        return False
+    m["threads_cpu_parallelism"] = parallelism
+    m["threads_speedup"] = (per_item * len(items)) / wall if wall > 0 else 1.0
+    return parallelism > 1.2  # GIL-holding threads cannot exceed 1.0
 
 
 # ---------------------------------------------------------------- progress
