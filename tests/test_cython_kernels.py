@@ -180,3 +180,27 @@ def test_mandelbrot_errors_match_native(k: ModuleType) -> None:
         with pytest.raises(ValueError, match=r"must be") as theirs:
             native.mandelbrot(*args)
         assert str(ours.value) == str(theirs.value)
+
+
+def test_core_failed_reduction_returns_zero_not_stack_garbage() -> None:
+    """The core writes an mc_scalar result only on success; _core zeroes it before the call.
+
+    Found by scripts/sanitize.sh valgrind: a failed reduce/dot/minmax converted
+    its uninitialised result ("Conditional jump ... depends on uninitialised
+    value(s)" in _scalar).  A successful call first leaves large values in the
+    stack slot the failing call then reuses, so without the zeroing the
+    failing call returns them (minmax did: (590295950809488258656, 0.0)).
+    """
+    from manycore import _errors
+    from manycore._cy import _core
+    from manycore.ffi._face import U64
+
+    x = memoryview(np.array([2**62, 2**62, 2**62, 5], dtype=np.uint64).tobytes())
+    bad_dtype = 99
+    edtype = _errors.EDTYPE
+    assert _core.reduce(True, 0, 1, False, x, 4, U64) == (0, 3 * 2**62 + 5)
+    assert _core.reduce(True, 0, 1, False, x, 4, bad_dtype) == (edtype, 0.0)
+    assert _core.dot(0, 1, False, x, x, 4, U64) == (0, 3 * 2**124 + 25)
+    assert _core.dot(0, 1, False, x, x, 4, bad_dtype) == (edtype, 0.0)
+    assert _core.minmax(0, 1, False, x, 4, U64) == (0, (5, 2**62))
+    assert _core.minmax(0, 1, False, x, 4, bad_dtype) == (edtype, (0.0, 0.0))

@@ -1119,6 +1119,17 @@ static PyMethodDef native_methods[] = {
 };
 
 /* ------------------------------------------------------------------ module */
+/* Add a new reference `value` (may be NULL after a failed constructor) to the
+ * module and release it, also on failure: PyModule_AddObject steals only on
+ * success, so `PyModule_AddObject(m, name, PyFloat_FromDouble(x)) < 0`
+ * leaks the float when the add fails. */
+static int add_new_ref(PyObject *m, const char *name, PyObject *value)
+{
+    int rc = value == NULL ? -1 : PyModule_AddObjectRef(m, name, value);
+    Py_XDECREF(value);
+    return rc;
+}
+
 static int native_exec(PyObject *m)
 {
     module_state *st = get_state(m);
@@ -1156,10 +1167,10 @@ static int native_exec(PyObject *m)
     if (PyModule_AddIntConstant(m, "MAX_THREADS", MC_MAX_THREADS) < 0 ||
         PyModule_AddIntConstant(m, "SCHEDULE_STATIC", MC_SCHEDULE_STATIC) < 0 ||
         PyModule_AddIntConstant(m, "SCHEDULE_DYNAMIC", MC_SCHEDULE_DYNAMIC) < 0 ||
-        PyModule_AddObject(m, "SUM_OF_SQUARES_MAX_N", PyLong_FromUnsignedLongLong(MC_SUM_OF_SQUARES_MAX_N)) < 0 ||
-        PyModule_AddObject(m, "COUNT_PRIMES_MAX_N", PyLong_FromUnsignedLongLong(MC_COUNT_PRIMES_MAX_N)) < 0 ||
-        PyModule_AddObject(m, "GIL_RELEASE_MIN_WORK", PyFloat_FromDouble(GIL_RELEASE_MIN_WORK)) < 0 ||
-        PyModule_AddObject(m, "POOL_MIN_WORK", PyFloat_FromDouble(POOL_MIN_WORK)) < 0)
+        add_new_ref(m, "SUM_OF_SQUARES_MAX_N", PyLong_FromUnsignedLongLong(MC_SUM_OF_SQUARES_MAX_N)) < 0 ||
+        add_new_ref(m, "COUNT_PRIMES_MAX_N", PyLong_FromUnsignedLongLong(MC_COUNT_PRIMES_MAX_N)) < 0 ||
+        add_new_ref(m, "GIL_RELEASE_MIN_WORK", PyFloat_FromDouble(GIL_RELEASE_MIN_WORK)) < 0 ||
+        add_new_ref(m, "POOL_MIN_WORK", PyFloat_FromDouble(POOL_MIN_WORK)) < 0)
         return -1;
     return 0;
 }

@@ -14,6 +14,7 @@ extension, in its own copy (pools made here are not manycore.native's).
 
 from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
+from libc.string cimport memset
 
 
 cdef extern from "manycore.h" nogil:
@@ -104,10 +105,16 @@ cdef class _Call:
 
 
 cdef object _scalar(const mc_scalar *s):
+    # The core writes its mc_scalar outputs only on MC_OK: callers zero them
+    # first (_zeroed), so a failed call converts 0.0, not uninitialised stack.
     if not s.is_int:
         return s.f
     cdef object top = <long long>s.words[2]   # two's complement top word
     return (top << 128) + (<object>s.words[1] << 64) + <object>s.words[0]
+
+
+cdef inline void _zeroed(mc_scalar *s) noexcept:
+    memset(s, 0, sizeof(mc_scalar))
 
 
 cdef inline const void *_cptr(const unsigned char[::1] b) noexcept:
@@ -164,6 +171,7 @@ def reduce(bint is_sum, uintptr_t handle, unsigned nthreads, bint poll,
            const unsigned char[::1] x, size_t n, int dtype):
     cdef _Call c = _Call(handle, nthreads, poll)
     cdef mc_scalar out
+    _zeroed(&out)
     cdef const void *px = _cptr(x)
     cdef int st
     with nogil:
@@ -178,6 +186,7 @@ def dot(uintptr_t handle, unsigned nthreads, bint poll,
         const unsigned char[::1] x, const unsigned char[::1] y, size_t n, int dtype):
     cdef _Call c = _Call(handle, nthreads, poll)
     cdef mc_scalar out
+    _zeroed(&out)
     cdef const void *px = _cptr(x)
     cdef const void *py = _cptr(y)
     cdef int st
@@ -189,6 +198,8 @@ def dot(uintptr_t handle, unsigned nthreads, bint poll,
 def minmax(uintptr_t handle, unsigned nthreads, bint poll, const unsigned char[::1] x, size_t n, int dtype):
     cdef _Call c = _Call(handle, nthreads, poll)
     cdef mc_scalar lo, hi
+    _zeroed(&lo)
+    _zeroed(&hi)
     cdef const void *px = _cptr(x)
     cdef int st
     with nogil:
