@@ -38,6 +38,7 @@ What ``pmap`` guarantees (each point is tested):
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import itertools
@@ -450,29 +451,14 @@ def _batches(
     if executor is None and decision.backend == "serial":
         yield from _run_serial(fn, source, deadline, serial_batch)
         return
+    engine_scope: contextlib.AbstractContextManager[Any] | None = None
     if executor is None and decision.backend == "processes":
-        from .executors._engine import ProcessEngine
-        from .executors.process import default_workers
-
-        engine = ProcessEngine(
-            workers=decision.workers, inner_threads=max(1, default_workers() // decision.workers)
-        )
-        try:
+        engine_scope = _private_engine(decision.workers)
+    elif executor is not None and hasattr(executor, "_claim_engine"):
+        engine_scope = executor._claim_engine()  # the executor's engine, or a private one if busy
+    if engine_scope is not None:
+        with engine_scope as engine:
             yield from engine.run(
-                fn,
-                source,
-                chunksize=decision.chunksize,
-                task_timeout=task_timeout,
-                deadline=deadline,
-                may_dispatch=may_dispatch,
-                expected_items=expected_items,
-            )
-        finally:
-            engine.close()
-        return
-    if executor is not None and hasattr(executor, "_claim_engine"):
-        with executor._claim_engine() as shared_or_private:
-            yield from shared_or_private.run(
                 fn,
                 source,
                 chunksize=decision.chunksize,
@@ -493,6 +479,19 @@ def _batches(
     finally:
         if own:
             executor.shutdown(wait=False, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _private_engine(workers: int) -> Iterator[Any]:
+    """A process engine for one map, closed (its workers stopped) when the map ends."""
+    from .executors._engine import ProcessEngine
+    from .executors.process import default_workers
+
+    engine = ProcessEngine(workers=workers, inner_threads=max(1, default_workers() // workers))
+    try:
+        yield engine
+    finally:
+        engine.close()
 
 
 def _run_serial(
