@@ -528,3 +528,138 @@ def test_overlapping_pmaps_on_one_process_executor() -> None:
         assert results == [sum(y * y for y in range(2000))] * 2
         # only the shared engine's workers outlive a map (private engines close with theirs)
         assert len(children() - base) <= 2
+
+
+# ------------------------------------------------ the serial path over a list
+def fail_at(bad: set[int]):
+    def fn(x: int) -> int:
+        if x in bad:
+            raise ValueError(f"bad item {x}")
+        return x * 2
+
+    return fn
+
+
+class Doubler:
+    """A callable that is not a Python function: run through C-level map."""
+
+    def __init__(self, bad: int) -> None:
+        self.bad = bad
+
+    def __call__(self, x: int) -> int:
+        if x == self.bad:
+            raise KeyError(x)
+        return x * 2
+
+
+@pytest.mark.parametrize(
+    "make", [lambda bad: fail_at({bad}), lambda bad: Doubler(bad)], ids=["function", "callable"]
+)
+@pytest.mark.parametrize("bad", [0, 1, 4_999, 9_999])
+def test_run_chunk_records_the_failed_position_and_goes_on(make, bad: int) -> None:
+    from manycore.executors._batches import run_chunk
+
+    values, failures = run_chunk(make(bad), list(range(10_000)))
+    assert len(values) == 10_000
+    assert list(failures) == [bad]
+    assert values[bad] is None
+    assert values[:bad] == [2 * x for x in range(bad)]
+    assert values[bad + 1 :] == [2 * x for x in range(bad + 1, 10_000)]
+
+
+def test_run_chunk_into_continues_an_earlier_run() -> None:
+    from manycore.executors._batches import run_chunk
+
+    first = run_chunk(fail_at({1}), [0, 1, 2])
+    values, failures = run_chunk(fail_at({4}), [3, 4, 5], into=first)
+    assert values is first[0]
+    assert values == [0, None, 4, 6, None, 10]
+    assert sorted(failures) == [1, 4]
+
+
+def test_run_chunk_lets_keyboard_interrupt_through() -> None:
+    from manycore.executors._batches import run_chunk
+
+    def interrupt(x: int) -> int:
+        if x == 2:
+            raise KeyboardInterrupt
+        return x
+
+    with pytest.raises(KeyboardInterrupt):
+        run_chunk(interrupt, range(5))
+
+
+@pytest.mark.parametrize("backend", ["serial", "auto"])
+@pytest.mark.parametrize("bad", [2, 5_000, 19_999])
+def test_serial_list_raise_streams_the_results_before_the_failure(backend: str, bad: int) -> None:
+    fn = fail_at({bad, bad + 1})  # a new function: auto probes it first (the probe joins the rest)
+    got: list[int] = []
+
+    def consume() -> None:
+        for value in pmap(fn, list(range(20_000)), backend=backend):
+            got.append(value)
+
+    with pytest.raises(ValueError, match=f"^bad item {bad}\n") as info:
+        consume()
+    assert info.value.args == (f"bad item {bad}",)
+    assert got == [2 * x for x in range(bad)]
+    assert any(f"item {bad} of pmap" in note for note in info.value.__notes__)
+
+
+@pytest.mark.parametrize("backend", ["serial", "auto"])
+def test_serial_list_collect_puts_task_errors_in_place(backend: str) -> None:
+    bad = {3, 4_000, 19_999}
+    fn = fail_at(bad)
+    for _ in range(2):  # auto: first probed, then with the cached decision
+        out = pmap(fn, tuple(range(20_000)), backend=backend, errors="collect").results()
+        assert len(out) == 20_000
+        errors = {i: v for i, v in enumerate(out) if isinstance(v, TaskError)}
+        assert sorted(errors) == sorted(bad)
+        assert all(e.index == i and isinstance(e.exception, ValueError) for i, e in errors.items())
+        assert [v for i, v in enumerate(out) if i not in bad] == [
+            2 * x for x in range(20_000) if x not in bad
+        ]
+
+
+def test_serial_list_results_iteration_and_list_agree() -> None:
+    items = list(range(5_000))
+    expected = [x * x for x in items]
+    result = pmap(square, items, backend="serial")
+    assert result.results() == expected
+    assert result.results() is result.results()  # kept, not recomputed
+    assert list(result) == expected  # iterating after results() goes over the kept list
+    assert list(pmap(square, items, backend="serial")) == expected
+    streaming = pmap(square, range(5_000), backend="serial")
+    assert next(streaming) == 0
+    assert next(streaming) == 1
+    with pytest.raises(RuntimeError, match="after iterating"):
+        streaming.results()
+    assert list(streaming) == expected[2:]
+
+
+def test_serial_list_calls_fn_once_per_item_in_order() -> None:
+    seen: list[int] = []
+
+    def record(x: int) -> int:
+        seen.append(x)
+        if x == 700:
+            raise ValueError("x")
+        return x
+
+    out = pmap(record, list(range(3_000)), errors="collect").results()
+    assert seen == list(range(3_000))  # the probe's items are not run again
+    assert isinstance(out[700], TaskError)
+    assert out[:700] == list(range(700))
+
+
+def test_serial_list_with_input_mutated_by_fn_does_not_lose_results() -> None:
+    items = list(range(2_000))
+
+    def grow(x: int) -> int:
+        if 0 <= x < 3:
+            items.append(-1)
+        return x
+
+    out = list(pmap(grow, items, backend="serial"))
+    assert out[:2_000] == list(range(2_000))
+    assert out[2_000:] in ([], [-1, -1, -1])  # appended items may or may not be seen, as with map()

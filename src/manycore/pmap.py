@@ -80,6 +80,18 @@ _ERRORS = ("raise", "collect")
 
 
 # ---------------------------------------------------------------- result object
+@dataclass
+class _RunState:
+    """What the result object may know about its run."""
+
+    source: Input
+    serial: bool = False  # runs in the consumer's thread, so nothing runs between batches
+
+    def finished_work(self) -> bool:
+        """Advancing the run now only finishes it: no item is left to compute."""
+        return self.serial and self.source.done
+
+
 class PMapResult(Iterator[R], Generic[R]):
     """Results of :func:`pmap`: an iterator that can also be used as a list.
 
@@ -88,32 +100,62 @@ class PMapResult(Iterator[R], Generic[R]):
     wait for every result (so the input must be finite) and keep them; once
     kept, iterating goes over them like over a list.  A map that was partly
     iterated cannot be materialised any more (``RuntimeError``).
+
+    The map starts when iteration starts (``iter()``, ``next()``,
+    ``results()``) and runs until the first batch of results is ready.
     """
 
-    def __init__(self, batches: Iterator[list[R]]) -> None:
+    def __init__(self, batches: Iterator[list[R]], state: _RunState | None = None) -> None:
         self._batches = batches
-        # results flow batch by batch through C-level chaining: no Python
-        # frame per item between the workers and the consumer
-        self._stream: Iterator[R] = itertools.chain.from_iterable(batches)
+        self._state = state
+        self._stream: Iterator[R] | None = None
+        self._whole: list[R] | None = None  # every result, when they came as one list
         self._all: list[R] | None = None
         self._started = False
+
+    def _open(self) -> Iterator[R]:
+        if self._stream is None:
+            self._stream = self._first_stream()
+        return self._stream
+
+    def _first_stream(self) -> Iterator[R]:
+        # Results flow batch by batch through C-level chaining: no Python frame
+        # per item between the workers and the consumer.  A serial map over a
+        # list computes everything as one batch: then the consumer iterates
+        # that list itself (list() and friends copy it at memcpy speed).
+        batches = self._batches
+        try:
+            first = next(batches)
+        except StopIteration:
+            return iter(())
+        if self._state is None or not self._state.finished_work():
+            return itertools.chain(first, itertools.chain.from_iterable(batches))
+        try:
+            second = next(batches)  # ends the run, or raises the failure after `first`
+        except StopIteration:
+            self._whole = first
+            return iter(first)
+        except BaseException as exc:  # delivered after the results before it, as streaming would
+            return itertools.chain(first, _raising(exc))
+        return itertools.chain(first, second, itertools.chain.from_iterable(batches))
 
     def __iter__(self) -> Iterator[R]:
         if self._all is not None:
             return iter(self._all)
         self._started = True
-        return self._stream
+        return self._open()
 
     def __next__(self) -> R:
         self._started = True
-        return next(self._stream)
+        return next(self._open())
 
     def results(self) -> list[R]:
         """Every result, waiting for the map to finish."""
         if self._all is None:
             if self._started:
                 raise RuntimeError("cannot materialise a PMapResult after iterating over part of it")
-            self._all = list(self._stream)
+            stream = self._open()
+            self._all = self._whole if self._whole is not None else list(stream)
         return self._all
 
     def __getitem__(self, index: Any) -> Any:
@@ -138,6 +180,12 @@ class PMapResult(Iterator[R], Generic[R]):
         close = getattr(self._batches, "close", None)
         if close is not None:
             close()
+
+
+def _raising(exc: BaseException) -> Iterator[Any]:
+    """An iterator that raises ``exc`` when the consumer reaches it."""
+    yield from ()
+    raise exc
 
 
 # ---------------------------------------------------------------- decisions
@@ -254,9 +302,11 @@ def pmap(
         length = -1
 
     deadline = time.monotonic() + timeout_s if timeout_s is not None else None
+    source = Input(iterator, safe=isinstance(iterable, (list, tuple, range)))
+    state = _RunState(source)
     batches = _run(
         fn,
-        Input(iterator, safe=isinstance(iterable, (list, tuple, range))),
+        source,
         length=length,
         backend=chosen,
         workers=n_workers,
@@ -267,10 +317,11 @@ def pmap(
         errors=errors,
         explain=explain,
         executor=executor,
+        state=state,
     )
     if progress:
         batches = _with_progress(batches, length)
-    return PMapResult(batches)
+    return PMapResult(batches, state)
 
 
 def _star(fn: Callable[..., R], args: Iterable[Any]) -> R:
@@ -299,6 +350,7 @@ def _run(
     errors: str,
     explain: bool,
     executor: Executor | None,
+    state: _RunState,
 ) -> Iterator[list[Any]]:
     probed: Batch | None = None
     decision: Decision
@@ -320,11 +372,20 @@ def _run(
     # serial runs read ahead only what was asked for (chunksize), else 1024 items
     serial_batch = chunksize or 1024
     expected = length - source.position if length > 0 else -1  # what is left after a probe
+    if executor is None and decision.backend == "serial":
+        state.serial = True
     batches = _batches(
-        fn, source, decision, executor, deadline, task_timeout, backlog.has_room, serial_batch, expected
+        fn,
+        source,
+        decision,
+        executor,
+        deadline,
+        task_timeout,
+        backlog.has_room,
+        serial_batch,
+        expected,
+        probed,
     )
-    if probed is not None:
-        batches = itertools.chain((probed,), batches)
     yield from _deliver(batches, ordered, errors, backlog)
     if source.error is not None:
         raise source.error
@@ -447,10 +508,13 @@ def _batches(
     may_dispatch: Callable[[], bool],
     serial_batch: int,
     expected_items: int,
+    probed: Batch | None,
 ) -> Iterator[Batch]:
     if executor is None and decision.backend == "serial":
-        yield from _run_serial(fn, source, deadline, serial_batch)
+        yield from _run_serial(fn, source, deadline, serial_batch, probed)
         return
+    if probed is not None:
+        yield probed
     engine_scope: contextlib.AbstractContextManager[Any] | None = None
     if executor is None and decision.backend == "processes":
         engine_scope = _private_engine(decision.workers)
@@ -495,15 +559,23 @@ def _private_engine(workers: int) -> Iterator[Any]:
 
 
 def _run_serial(
-    fn: Callable[[Any], Any], source: Input, deadline: float | None, chunksize: int
+    fn: Callable[[Any], Any], source: Input, deadline: float | None, chunksize: int, probed: Batch | None
 ) -> Iterator[Batch]:
     rest = source.take_rest() if deadline is None and chunksize >= 1024 else None
     if rest is not None:
-        # a list, tuple or range: one pass of C-level map, no chunk copies
+        # a list, tuple or range: one pass over it, no chunk copies, appended
+        # to the probe's results (which are the items just before it)
         rest_indexes, rest_items = rest
-        values, failures = run_chunk(fn, rest_items)
-        yield rest_indexes, values, failures
+        indexes, values, failures = probed if probed is not None else ((), [], {})
+        if indexes and indexes[0] + len(values) == rest_indexes.start:
+            run_chunk(fn, rest_items, into=(values, failures))
+            yield range(indexes[0], rest_indexes.stop), values, failures
+        else:
+            values, failures = run_chunk(fn, rest_items)
+            yield rest_indexes, values, failures
         return
+    if probed is not None:
+        yield probed
     size = chunksize
     while not source.done:
         if deadline is not None and time.monotonic() >= deadline:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from types import FunctionType
 from typing import Any
 
 Failures = dict[int, tuple[BaseException, str]]
@@ -28,24 +29,38 @@ def run_chunk(
     *,
     catch: type[BaseException] = Exception,
     with_traceback_text: bool = False,
+    into: tuple[list[Any], Failures] | None = None,
 ) -> tuple[list[Any], Failures]:
     """``[fn(x) for x in items]`` with failures recorded, not raised.
 
-    The happy path is ``list.extend(map(fn, ...))``: no Python frame per
-    item.  ``list.extend`` keeps what it appended before an exception, so
-    when ``fn`` raises, ``len(values)`` is the failed position; the run then
-    resumes after it.
+    The values are appended to a list, so when ``fn`` raises, ``len(values)``
+    is the failed position; the run then resumes after it.  ``into``: the
+    ``(values, failures)`` of an earlier run to go on appending to (its
+    positions continue).
     """
-    values: list[Any] = []
-    failures: Failures = {}
+    values, failures = into if into is not None else ([], {})
     it = iter(items)
+    # A Python function is called from a Python loop: CPython 3.11+ runs such a
+    # call inside the same evaluation loop (no C-level call), as a list
+    # comprehension does.  Anything else goes through C-level map: no bytecode
+    # per item at all.
+    loop = _python_loop if isinstance(fn, FunctionType) else _c_loop
     while True:
         try:
-            values.extend(map(fn, it))
+            loop(fn, it, values)
             return values, failures
         except catch as exc:
             failures[len(values)] = (exc, format_tb(exc) if with_traceback_text else "")
             values.append(None)
+
+
+def _python_loop(fn: Callable[[Any], Any], it: Iterator[Any], values: list[Any]) -> None:
+    for item in it:
+        values.append(fn(item))
+
+
+def _c_loop(fn: Callable[[Any], Any], it: Iterator[Any], values: list[Any]) -> None:
+    values.extend(map(fn, it))  # extend keeps what it appended before an exception
 
 
 class Input:
