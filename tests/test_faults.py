@@ -577,9 +577,10 @@ def identity(x: Any) -> Any:
 def test_process_executor_unpicklable_argument_and_result() -> None:
     warm_up()
     with LeakCheck(), ProcessExecutor(2) as executor:
-        with pytest.raises(pickle.PicklingError, match="argument 0"):
+        # the pickler's own exception type, as the stdlib pool reports it, with a note naming the part
+        with pytest.raises(TypeError, match=r"(?s)cannot pickle.*cannot send argument 0 to a worker"):
             executor.submit(identity, threading.Lock()).result(timeout=HANG_GUARD_S)
-        with pytest.raises(pickle.PicklingError, match="keyword argument 'x'"):
+        with pytest.raises(TypeError, match="cannot send keyword argument 'x' to a worker"):
             executor.submit(identity, x=threading.Lock()).result(timeout=HANG_GUARD_S)
         with pytest.raises(TypeError, match="pickle"):
             executor.submit(return_lock, 1).result(timeout=HANG_GUARD_S)

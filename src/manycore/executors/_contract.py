@@ -37,6 +37,7 @@ that names the item, the pid and the signal or exit code.
 from __future__ import annotations
 
 import signal
+import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
@@ -177,11 +178,17 @@ class NotifyCancelledOnShutdown:
     _cancelling_on_shutdown = False
 
     def _watch(self, future: Future[Any]) -> None:
-        future.add_done_callback(self._notify_if_cancelled)
+        # A weak reference: a future (or a map() iterator) kept by the caller
+        # must not keep the executor alive, or dropping the executor without
+        # shutdown() would never stop its workers (the stdlib's do stop).
+        executor = weakref.ref(self)
 
-    def _notify_if_cancelled(self, future: Future[Any]) -> None:
-        if self._cancelling_on_shutdown and getattr(future, "_state", None) == "CANCELLED":
-            future.set_running_or_notify_cancel()
+        def notify_if_cancelled(f: Future[Any]) -> None:
+            me = executor()
+            if me is not None and me._cancelling_on_shutdown and getattr(f, "_state", None) == "CANCELLED":
+                f.set_running_or_notify_cancel()
+
+        future.add_done_callback(notify_if_cancelled)
 
 
 def check_max_workers(max_workers: int | None, default: int) -> int:

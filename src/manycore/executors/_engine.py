@@ -45,7 +45,7 @@ from typing import Any
 from . import _serialize
 from ._batches import Batch, Failures, Input, run_chunk
 from ._contract import WorkerCrashed
-from .process import forking, limit_inner_threads, portable_exception, worker_setup
+from .process import WorkerInit, forking, limit_inner_threads, portable_exception, worker_setup
 
 _FN, _CHUNK, _STOP = 0, 1, 2
 _MAX_DEATHS_WITHOUT_PROGRESS = 3
@@ -117,10 +117,10 @@ def _send_chunk_result(conn: Any, values: list[Any], failures: Failures, indexes
 
 
 def worker_main(
-    conn: Any, slot: int, slot_state: Any, slot_start: Any, init_payload: bytes | None, inner: int | None
+    conn: Any, slot: int, slot_state: Any, slot_start: Any, init: WorkerInit | None, inner: int | None
 ) -> None:
     """Body of an engine worker process."""
-    worker_setup(init_payload, inner, limit_now=False)
+    worker_setup(init, inner, limit_now=False)
     unlimited = inner is not None  # BLAS/OpenMP pools not limited yet (see limit_inner_threads)
     fn: Callable[[Any], Any] | None = None
     while True:
@@ -205,12 +205,12 @@ class ProcessEngine:
         self,
         workers: int,
         mp_context: Any = None,
-        init_payload: bytes | None = None,
+        init: WorkerInit | None = None,
         inner_threads: int | None = None,
     ) -> None:
         self.workers = workers
         self._ctx = mp_context or multiprocessing.get_context()
-        self._init_payload = init_payload
+        self._init = init
         self._inner = inner_threads
         self._slot_state = self._ctx.RawArray("q", workers)
         self._slot_start = self._ctx.RawArray("d", workers)
@@ -234,7 +234,7 @@ class ProcessEngine:
         self._slot_state[slot] = _IDLE
         process = self._ctx.Process(
             target=worker_main,
-            args=(child_conn, slot, self._slot_state, self._slot_start, self._init_payload, self._inner),
+            args=(child_conn, slot, self._slot_state, self._slot_start, self._init, self._inner),
             name=f"manycore-worker-{slot}",
             daemon=True,
         )

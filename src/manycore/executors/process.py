@@ -7,8 +7,10 @@ dies), plus:
 
 * **cloudpickle**: lambdas, closures and interactively defined functions work
   as ``fn`` and as ``initializer``; an argument that cannot be pickled fails
-  that future with ``pickle.PicklingError`` naming the argument, instead of
-  breaking the pool.
+  that future at once with the pickler's exception (as in the stdlib: often a
+  ``TypeError``), plus a note naming the argument.  A call that cannot be
+  unpickled in the worker fails with ``BrokenProcessPool`` like the stdlib's,
+  but only that call: the pool goes on.
 * **big NumPy arrays** (>= 1 MiB) travel through shared memory, released when
   the future is done.
 * **exceptions that do not survive pickling** (custom ``__init__``, unpicklable
@@ -43,6 +45,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from threadpoolctl import ThreadpoolController, threadpool_limits
@@ -141,7 +144,33 @@ def limit_inner_threads(inner_threads: int) -> None:
         _limiter = None
 
 
-def worker_setup(init_payload: bytes | None, inner_threads: int | None, *, limit_now: bool = True) -> None:
+class WorkerInit:
+    """The user's ``initializer(*initargs)``, as worker processes receive it.
+
+    As in the stdlib, it travels as an argument of the worker ``Process``:
+    inherited as it is under fork, pickled by multiprocessing while it spawns
+    a worker otherwise, so multiprocessing queues, locks and semaphores (which
+    may only be pickled then) work in ``initargs``.  The initializer itself is
+    pickled with cloudpickle when plain pickle cannot take it, so lambdas and
+    closures work under spawn and forkserver too.
+    """
+
+    def __init__(self, initializer: Callable[..., object], initargs: tuple[Any, ...]) -> None:
+        self.initializer = initializer
+        self.initargs = initargs
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_init, (_serialize.dumps(self.initializer), self.initargs))
+
+    def __call__(self) -> None:
+        self.initializer(*self.initargs)
+
+
+def _rebuild_init(initializer: bytes, initargs: tuple[Any, ...]) -> WorkerInit:
+    return WorkerInit(_serialize.loads(initializer), initargs)
+
+
+def worker_setup(init: WorkerInit | None, inner_threads: int | None, *, limit_now: bool = True) -> None:
     """Runs first in every worker process (ours and the engine's)."""
     # The parent decides what Ctrl-C means; a worker traceback per key press helps nobody.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -151,9 +180,8 @@ def worker_setup(init_payload: bytes | None, inner_threads: int | None, *, limit
             os.environ.setdefault(name, str(inner_threads))
         if limit_now:
             limit_inner_threads(inner_threads)
-    if init_payload is not None:
-        initializer, initargs = _serialize.loads(init_payload)
-        initializer(*initargs)
+    if init is not None:
+        init()
 
 
 def portable_exception(exc: BaseException) -> BaseException:
@@ -167,7 +195,16 @@ def portable_exception(exc: BaseException) -> BaseException:
 
 
 def _run_payload(payload: bytes, segments: list[_serialize.Segment]) -> Any:
-    fn, args, kwargs = _serialize.loads_shared(payload, segments)
+    try:
+        fn, args, kwargs = _serialize.loads_shared(payload, segments)
+    except BaseException as exc:  # also SystemExit raised by a __setstate__
+        # The stdlib unpickles the call in the worker's main loop, where this
+        # kills the worker and breaks the pool (BrokenProcessPool).  Here only
+        # this call fails, with the same exception type; the pool goes on.
+        raise BrokenProcessPool(
+            f"the call could not be unpickled in the worker process ({type(exc).__name__}: {exc}); "
+            "the pool is still usable"
+        ) from exc
     try:
         return fn(*args, **kwargs)
     except BaseException as exc:
@@ -203,8 +240,7 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
         self._user_initializer = initializer
         self._user_initargs = tuple(initargs)
         self._inner_threads = max(1, default_workers() // workers) if limit_inner_threads else None
-        init_payload = _serialize.dumps((initializer, tuple(initargs))) if initializer is not None else None
-        self._init_payload = init_payload
+        self._init = WorkerInit(initializer, tuple(initargs)) if initializer is not None else None
         self._engine: Any = None  # the shared engine of pmap, started on first use
         self._engine_in_use = False  # a pmap is running on it
         self._private_engines: set[Any] = set()  # engines of pmaps that overlapped another
@@ -219,7 +255,7 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
             max_workers=workers,
             mp_context=mp_context,
             initializer=worker_setup,
-            initargs=(init_payload, self._inner_threads),
+            initargs=(self._init, self._inner_threads),
             **kwargs,
         )
 
@@ -253,6 +289,7 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
                 return super().submit(fn, *args, **kwargs)  # raises the stdlib's error
             failed: Future[R] = Future()
             failed.set_exception(_pickling_error(fn, args, kwargs, exc))
+            self._start_workers_as_submit_does()
             return failed
         try:
             future: Future[R] = super().submit(_run_payload, payload, meta)
@@ -263,6 +300,15 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
             future.add_done_callback(_release_segments(segments))
         self._watch(future)
         return future
+
+    def _start_workers_as_submit_does(self) -> None:
+        # A call that could not be pickled fails at once, but the stdlib pool
+        # (which pickles in a feeder thread) starts workers for it anyway:
+        # keep the same worker processes as it would have.
+        with self._shutdown_lock:
+            if getattr(self, "_safe_to_dynamically_spawn_children", False):  # 3.11+
+                self._adjust_process_count()
+            self._start_executor_manager_thread()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._engine_lock:
@@ -296,7 +342,7 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
         return ProcessEngine(
             workers=self.max_workers,
             mp_context=self._mp_context,
-            init_payload=self._init_payload,
+            init=self._init,
             inner_threads=self._inner_threads,
         )
 
@@ -339,7 +385,7 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
 
 
 def _pickling_error(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], exc: Exception) -> Exception:
-    """A PicklingError that names which part of the call could not be pickled."""
+    """The pickler's own exception (as the stdlib pool reports it), noting which part failed."""
     culprit = "the call"
     candidates: list[tuple[str, Any]] = [("fn", fn)]
     candidates += [(f"argument {i}", a) for i, a in enumerate(args)]
@@ -350,6 +396,5 @@ def _pickling_error(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], exc:
         except Exception:
             culprit = name
             break
-    error = pickle.PicklingError(f"cannot send {culprit} to a worker process: {exc}")
-    error.__cause__ = exc
-    return error
+    exc.add_note(f"cannot send {culprit} to a worker process")
+    return exc
