@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     assert list(manycore.pmap(trivial, items)) == expected
     line("list(manycore.pmap(auto))", auto, serial, f"(target >= 0.9x serial; {lmap / auto:.2f}x list(map))")
     kept, _ = best_of(lambda: manycore.pmap(trivial, items).results(), rep)
-    line("manycore.pmap(auto).results() (no list copy)", kept, serial, f"({lmap / kept:.2f}x list(map))")
+    line("manycore.pmap(auto).results()", kept, serial, f"({lmap / kept:.2f}x list(map))")
     forced, _ = best_of(lambda: list(manycore.pmap(trivial, items, backend="processes")), rep)
     line("manycore.pmap(backend='processes'), pool start included", forced, serial)
 

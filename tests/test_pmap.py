@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import operator
 import os
 import pickle
 import re
@@ -663,3 +664,47 @@ def test_serial_list_with_input_mutated_by_fn_does_not_lose_results() -> None:
     out = list(pmap(grow, items, backend="serial"))
     assert out[:2_000] == list(range(2_000))
     assert out[2_000:] in ([], [-1, -1, -1])  # appended items may or may not be seen, as with map()
+
+
+def test_serial_list_is_computed_as_the_consumer_iterates() -> None:
+    calls: list[int] = []
+
+    def record(x: int) -> int:
+        calls.append(x)
+        return -x
+
+    result = pmap(record, list(range(10_000)), backend="serial")
+    stream = iter(result)
+    assert calls == []  # nothing runs before the first next()
+    assert operator.length_hint(result) == 10_000  # list() sizes its copy once
+    assert [next(stream) for _ in range(3)] == [0, -1, -2]
+    assert calls == [0, 1, 2]  # no read-ahead: a consumer that stops early stops the work
+    result.close()
+    assert list(stream) == []  # closed: no further item is computed
+    assert calls == [0, 1, 2]
+    assert list(pmap(record, tuple(range(5)), backend="serial")) == [0, -1, -2, -3, -4]
+
+
+def test_serial_list_with_progress_still_delivers_everything() -> None:
+    out = pmap(fail_at({7}), list(range(3_000)), backend="serial", progress=True, errors="collect").results()
+    assert isinstance(out[7], TaskError)
+    assert out[7].index == 7
+    assert out[:7] == [2 * x for x in range(7)]
+
+
+def test_auto_serial_list_close_stops_after_the_probe() -> None:
+    calls: list[int] = []
+
+    def record(x: int) -> int:  # a new function: auto probes a few items first
+        calls.append(x)
+        return x
+
+    result = pmap(record, list(range(10_000)))
+    stream = iter(result)
+    assert next(stream) == 0
+    probed = len(calls)
+    assert 1 <= probed <= 16
+    result.close()
+    rest = list(stream)
+    assert rest == list(range(1, len(rest) + 1))  # what was computed before close() only
+    assert len(calls) == probed

@@ -85,7 +85,10 @@ class _RunState:
     """What the result object may know about its run."""
 
     source: Input
+    may_stream: bool = True  # no progress bar to feed: a serial map may hand out a stream
     serial: bool = False  # runs in the consumer's thread, so nothing runs between batches
+    stream: Iterator[Any] | None = None  # every result, computed as the consumer iterates
+    serial_map: Any = None  # the C iterator in `stream` (its close() stops it)
 
     def finished_work(self) -> bool:
         """Advancing the run now only finishes it: no item is left to compute."""
@@ -127,7 +130,8 @@ class PMapResult(Iterator[R], Generic[R]):
         try:
             first = next(batches)
         except StopIteration:
-            return iter(())
+            stream = self._state.stream if self._state is not None else None
+            return stream if stream is not None else iter(())
         if self._state is None or not self._state.finished_work():
             return itertools.chain(first, itertools.chain.from_iterable(batches))
         try:
@@ -148,6 +152,13 @@ class PMapResult(Iterator[R], Generic[R]):
     def __next__(self) -> R:
         self._started = True
         return next(self._open())
+
+    def __length_hint__(self) -> int:
+        # list() asks the object it was given (after iter()): a serial map
+        # over a list knows its length by then, and the copy is sized once
+        if self._all is not None:
+            return len(self._all)
+        return operator.length_hint(self._stream) if self._stream is not None else 0
 
     def results(self) -> list[R]:
         """Every result, waiting for the map to finish."""
@@ -180,6 +191,8 @@ class PMapResult(Iterator[R], Generic[R]):
         close = getattr(self._batches, "close", None)
         if close is not None:
             close()
+        if self._state is not None and self._state.serial_map is not None:
+            self._state.serial_map.close()  # a serial stream computes no further item
 
 
 def _raising(exc: BaseException) -> Iterator[Any]:
@@ -303,7 +316,7 @@ def pmap(
 
     deadline = time.monotonic() + timeout_s if timeout_s is not None else None
     source = Input(iterator, safe=isinstance(iterable, (list, tuple, range)))
-    state = _RunState(source)
+    state = _RunState(source, may_stream=not progress)
     batches = _run(
         fn,
         source,
@@ -374,6 +387,12 @@ def _run(
     expected = length - source.position if length > 0 else -1  # what is left after a probe
     if executor is None and decision.backend == "serial":
         state.serial = True
+        if state.may_stream and deadline is None and serial_batch >= 1024:
+            state.serial_map = _serial_stream(fn, source, probed, errors)
+            if state.serial_map is not None:
+                # the consumer iterates the stream itself, after the probe's results
+                state.stream = itertools.chain(probed[1], state.serial_map) if probed else state.serial_map
+                return
     batches = _batches(
         fn,
         source,
@@ -556,6 +575,35 @@ def _private_engine(workers: int) -> Iterator[Any]:
         yield engine
     finally:
         engine.close()
+
+
+def _serial_stream(fn: Callable[[Any], Any], source: Input, probed: Batch | None, errors: str) -> Any:
+    """A serial map over a list, tuple or range as one C-level iterator, or None.
+
+    ``fn`` runs as the consumer pulls (C-level calls, as in ``map``), each
+    result goes straight to the consumer, and a failed item is handed to
+    ``_raise_item`` / ``_collect_item`` with its input position.
+    """
+    if probed is not None and probed[2]:
+        return None  # a probe item failed: the batch path delivers it in order
+    try:
+        from . import _native
+    except ImportError:  # pragma: no cover - the extension is part of every build
+        return None
+    rest = source.take_rest()
+    if rest is None:
+        return None
+    indexes, items = rest
+    on_error = _collect_item if errors == "collect" else _raise_item
+    return _native.serial_map(fn, items, indexes.start, on_error)
+
+
+def _raise_item(index: int, exc: Exception) -> Any:
+    _raise_failure(index, exc, "")
+
+
+def _collect_item(index: int, exc: Exception) -> TaskError:
+    return TaskError(index, exc, _format(exc))
 
 
 def _run_serial(
