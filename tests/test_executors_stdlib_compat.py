@@ -119,3 +119,126 @@ def test_an_unpicklable_argument_fails_with_the_picklers_type(cls: type) -> None
         with pytest.raises(TypeError, match="cannot pickle"):
             future.result(timeout=HANG_GUARD_S)
         assert executor.submit(abs, -2).result(timeout=HANG_GUARD_S) == 2
+
+
+# ------------------------------------------------ interpreter exit (CPython's test_hang_gh83386 & co.)
+EXIT_SCRIPT = """
+import asyncio, atexit, sys, time
+import concurrent.futures as cf
+import manycore
+
+def work(tag):
+    time.sleep(0.5)
+    print(tag, flush=True)
+
+async def awork(tag):
+    await asyncio.sleep(0.5)
+    print(tag, flush=True)
+
+def main(kind, how):
+    if kind == "stdlib":
+        ex, fn = cf.ThreadPoolExecutor(2), work
+    elif kind == "async-coro":
+        ex, fn = manycore.AsyncExecutor(2), awork
+    elif kind == "dask":
+        ex, fn = manycore.DaskExecutor(max_workers=1), work
+    else:
+        ex, fn = manycore.get_executor(kind, max_workers=2), work
+    if how == "submit-from-atexit":
+        def late():
+            try:
+                ex.submit(abs, -1)
+            except RuntimeError as e:
+                print("refused:", e, flush=True)
+            else:
+                print("accepted", flush=True)
+        atexit.register(late)
+        ex.submit(work, "ran").result()
+        return ex
+    future = ex.submit(fn, "ran")
+    future.add_done_callback(
+        lambda f: print("outcome:", "cancelled" if f.cancelled() else f.exception(), flush=True))
+    if how == "shutdown-nowait":
+        ex.shutdown(wait=False)
+    return ex
+
+if __name__ == "__main__":  # Dask's workers are spawned: they import this file
+    executor = main(sys.argv[1], sys.argv[2])  # kept referenced until exit
+"""
+
+
+def run_exit_script(tmp_path: Any, kind: str, how: str) -> Any:
+    import subprocess
+    import sys
+
+    script = tmp_path / "exit_case.py"
+    script.write_text(EXIT_SCRIPT)
+    return subprocess.run(
+        [sys.executable, str(script), kind, how], capture_output=True, text=True, timeout=HANG_GUARD_S * 2
+    )
+
+
+@pytest.mark.parametrize("kind", ["stdlib", "threads", "native", "asyncio", "async-coro", "dask"])
+def test_work_left_after_shutdown_nowait_runs_before_exit(tmp_path: Any, kind: str) -> None:
+    done = run_exit_script(tmp_path, kind, "shutdown-nowait")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[:2] == ["ran", "outcome: None"], (done.stdout, done.stderr)
+    assert "cannot schedule new futures" not in done.stderr
+
+
+def test_dask_executor_open_at_exit_finishes_its_work_and_closes(tmp_path: Any) -> None:
+    done = run_exit_script(tmp_path, "dask", "open")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[:2] == ["ran", "outcome: None"], (done.stdout, done.stderr)
+    assert "cannot schedule new futures" not in done.stderr
+
+
+@pytest.mark.parametrize("kind", ["stdlib", "threads", "native", "asyncio", "dask"])
+def test_submit_from_an_atexit_handler_is_refused(tmp_path: Any, kind: str) -> None:
+    done = run_exit_script(tmp_path, kind, "submit-from-atexit")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "ran"
+    assert lines[1].startswith("refused: cannot schedule new futures"), (done.stdout, done.stderr)
+
+
+def test_dask_unpicklable_argument_fails_the_future_not_submit() -> None:
+    executor = manycore.DaskExecutor(max_workers=1)
+    try:
+        future = executor.submit(identity, threading.Lock())
+        error = future.exception(timeout=HANG_GUARD_S)
+        assert isinstance(error, TypeError)
+        assert any("Dask could not schedule identity" in note for note in error.__notes__)
+        assert executor.submit(abs, -4).result(timeout=HANG_GUARD_S) == 4
+    finally:
+        executor.shutdown(wait=True)
+
+
+FORK_SCRIPT = """
+import multiprocessing, sys
+import manycore
+
+if __name__ == "__main__":
+    dask = manycore.DaskExecutor(max_workers=1)  # alive while forked workers come and go
+    native = manycore.NativeExecutor(max_workers=1)
+    asyncio_ex = manycore.AsyncExecutor(1)
+    ctx = multiprocessing.get_context("fork")
+    with manycore.ProcessExecutor(max_workers=2, mp_context=ctx) as pool:
+        print(sum(pool.map(abs, range(-20, 0))), flush=True)
+    print(dask.submit(abs, -3).result(), native.submit(abs, -4).result(), flush=True)
+"""
+
+
+def test_forked_workers_exit_without_touching_the_parents_executors(tmp_path: Any) -> None:
+    # Forked children run the exit hooks too: they must leave the parent's Dask
+    # client, native threads and event loop alone (this once hung at worker exit).
+    import subprocess
+    import sys
+
+    script = tmp_path / "fork_case.py"
+    script.write_text(FORK_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=HANG_GUARD_S * 2
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["210", "3", "4"], (done.stdout, done.stderr)

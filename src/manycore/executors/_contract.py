@@ -36,7 +36,9 @@ that names the item, the pid and the signal or exit code.
 
 from __future__ import annotations
 
+import atexit
 import signal
+import threading
 import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
@@ -189,6 +191,25 @@ class NotifyCancelledOnShutdown:
                 f.set_running_or_notify_cancel()
 
         future.add_done_callback(notify_if_cancelled)
+
+
+def register_exit_hook(hook: Callable[[], object]) -> None:
+    """Run ``hook`` when the main thread ends, before the stdlib's thread pools stop.
+
+    ``threading._register_atexit`` hooks run at the start of interpreter
+    shutdown, in reverse order of registration, before non-daemon threads are
+    joined and before ``atexit`` handlers.  ``concurrent.futures.thread``
+    registers one that makes every ``ThreadPoolExecutor`` (also those inside
+    asyncio and Dask) refuse new work; importing it first puts ``hook`` ahead
+    of it, so work finishing at exit can still use those pools.
+    """
+    import concurrent.futures.thread  # noqa: F401  # its hook must be registered before ours
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:  # pragma: no cover - CPython < 3.9 or another interpreter
+        atexit.register(hook)
+    else:
+        register(hook)
 
 
 def check_max_workers(max_workers: int | None, default: int) -> int:

@@ -45,8 +45,13 @@ Ctrl-C and interpreter exit
     ``shutdown``, the running coroutines cancelled too (their futures get
     ``concurrent.futures.CancelledError``), so ``finally`` blocks run and no
     "Task was destroyed but it is pending" or "coroutine was never awaited"
-    warning is printed.  After ``fork()`` the child has no
-    loop thread: the child's copy refuses ``submit`` with ``RuntimeError``.
+    warning is printed.  An executor its owner already shut down with
+    ``wait=False`` is waited for at exit instead: what was not cancelled then
+    runs to its end, as with the stdlib's pools.  Both happen when the main
+    thread ends, before ``atexit`` handlers (which can no longer submit) and
+    while the loop's default thread pool still takes plain functions.  After
+    ``fork()`` the child has no loop thread: the child's copy refuses
+    ``submit`` with ``RuntimeError``.
 
 Exceptions raised by ``fn`` (``BaseException`` included) are set on the future
 unchanged; they never stop the loop.
@@ -55,7 +60,6 @@ unchanged; they never stop the loop.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import concurrent.futures as cf
 import functools
 import inspect
@@ -66,7 +70,7 @@ import weakref
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, ParamSpec, TypeVar, overload
 
-from ._contract import ManycoreExecutor, check_max_workers
+from ._contract import ManycoreExecutor, check_max_workers, register_exit_hook
 
 __all__ = ["AsyncExecutor"]
 
@@ -377,7 +381,13 @@ def _cancel_leftover_tasks(loop: asyncio.AbstractEventLoop) -> None:
 
 def _shutdown_at_exit() -> None:
     for executor in list(_live_executors):
-        if executor._pid == os.getpid():
+        if executor._pid != os.getpid():
+            continue
+        if executor._shutdown:
+            # shut down by its owner (wait=False): what was not cancelled then
+            # runs to its end, as in the stdlib's pools at exit
+            executor._shutdown_impl(wait=True, cancel_futures=False, cancel_running=False)
+        else:
             executor._shutdown_impl(wait=True, cancel_futures=True, cancel_running=True)
 
 
@@ -386,6 +396,6 @@ def _forget_after_fork() -> None:
         executor._after_fork_in_child()
 
 
-atexit.register(_shutdown_at_exit)
+register_exit_hook(_shutdown_at_exit)  # before the loop's default thread pool stops
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_after_fork)

@@ -55,6 +55,17 @@ Differences from a local pool, all forced by the client/scheduler split
     Dask's single callback thread, which settles every future: a callback
     must not block on another of the executor's futures, and ``shutdown``
     called from one behaves like ``wait=False``.
+
+Interpreter exit
+    When the main thread ends, every executor still open, or still closing
+    after ``shutdown(wait=False)``, finishes its tasks and closes, as the
+    stdlib's pools do (Dask settles futures through a thread pool that stops
+    taking work at interpreter shutdown, so this has to happen first).
+    ``submit`` from an ``atexit`` handler then raises ``RuntimeError``.
+
+Errors from ``Client.submit`` itself (an argument or ``fn`` that cannot be
+serialized) fail the returned future, as with ``ProcessPoolExecutor``; Dask
+also logs them.
 """
 
 from __future__ import annotations
@@ -63,13 +74,15 @@ import concurrent.futures as cf
 import functools
 import importlib
 import importlib.util
+import os
 import threading
 import traceback
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
-from ._contract import ManycoreExecutor, attach_traceback, check_max_workers
+from ._contract import ManycoreExecutor, attach_traceback, check_max_workers, register_exit_hook
 
 __all__ = ["DaskExecutor"]
 
@@ -163,6 +176,8 @@ class DaskExecutor(ManycoreExecutor):
         except BaseException:
             self._close_client_and_cluster()
             raise
+        self._pid = os.getpid()
+        _live_executors.add(self)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -197,7 +212,16 @@ class DaskExecutor(ManycoreExecutor):
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            dask_future = self._client.submit(call, *args, key=key, pure=False)
+            try:
+                dask_future = self._client.submit(call, *args, key=key, pure=False)
+            except Exception as exc:
+                if self._client.status in ("closing", "closed"):
+                    raise RuntimeError("cannot schedule new futures: the Dask client is closed") from exc
+                # e.g. an argument that cannot be pickled: like ProcessPoolExecutor,
+                # the future fails (with the serializer's exception), not submit
+                exc.add_note(f"Dask could not schedule {_task_name(fn)}")
+                cf_future.set_exception(exc)
+                return cf_future
             task = _Task(key, dask_future, cf_future)
             self._tasks[key] = task
         cf_future.add_done_callback(functools.partial(self._on_cf_done, task))
@@ -336,3 +360,25 @@ class DaskExecutor(ManycoreExecutor):
         finally:
             if self._cluster is not None:
                 self._cluster.close()
+
+
+_live_executors: weakref.WeakSet[DaskExecutor] = weakref.WeakSet()
+
+
+def _finish_at_exit() -> None:
+    # Dask settles futures through a thread pool that refuses work once the
+    # interpreter shuts down: finish before that, as the stdlib's pools do
+    # (an executor still open at exit completes its work, then closes).
+    for executor in list(_live_executors):
+        if executor._pid != os.getpid():
+            continue  # a forked child's copy: the client and cluster are the parent's
+        try:
+            executor.shutdown(wait=True)
+        except Exception:  # pragma: no cover - a cluster already gone
+            pass
+
+
+register_exit_hook(_finish_at_exit)
+if hasattr(os, "register_at_fork"):
+    # A forked child (a process pool's worker, say) does not own the parent's executors.
+    os.register_at_fork(after_in_child=_live_executors.clear)

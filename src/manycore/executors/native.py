@@ -69,7 +69,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from .. import native
 from .._validate import MAX_THREADS, as_int, check_int
-from ._contract import ManycoreExecutor, check_max_workers
+from ._contract import ManycoreExecutor, check_max_workers, register_exit_hook
 
 __all__ = ["NativeExecutor", "is_native_callable"]
 
@@ -214,6 +214,23 @@ def _stop_and_join(workers: _Workers) -> None:
         workers.launcher.join()
 
 
+_live_workers: weakref.WeakSet[_Workers] = weakref.WeakSet()
+
+
+def _stop_all_at_exit() -> None:
+    # When the main thread ends, as the stdlib's ThreadPoolExecutor does: queued
+    # items still run, then the threads exit, before atexit handlers (which can
+    # then no longer submit: RuntimeError).
+    for workers in list(_live_workers):
+        _stop_and_join(workers)
+
+
+register_exit_hook(_stop_all_at_exit)
+if hasattr(os, "register_at_fork"):
+    # A forked child has none of the threads (its copies refuse submit).
+    os.register_at_fork(after_in_child=_live_workers.clear)
+
+
 class NativeExecutor(ManycoreExecutor):
     """Run callables on native threads of the C runtime (see the module documentation).
 
@@ -245,6 +262,7 @@ class NativeExecutor(ManycoreExecutor):
             raise OSError(f"the native threads did not start within {STARTUP_TIMEOUT_S} s")
         self._workers = workers
         self._finalizer = weakref.finalize(self, _stop_and_join, workers)
+        _live_workers.add(workers)
 
     @property
     def max_workers(self) -> int:
@@ -268,6 +286,8 @@ class NativeExecutor(ManycoreExecutor):
                 )
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
+            if self._workers.stopped:  # stopped by the exit hook (atexit handlers run after it)
+                raise RuntimeError("cannot schedule new futures after interpreter shutdown")
             self._workers.queue.put(_WorkItem(future, fn, args, kwargs))
         return future
 
