@@ -84,15 +84,9 @@ _ERRORS = ("raise", "collect")
 class _RunState:
     """What the result object may know about its run."""
 
-    source: Input
     may_stream: bool = True  # no progress bar to feed: a serial map may hand out a stream
-    serial: bool = False  # runs in the consumer's thread, so nothing runs between batches
     stream: Iterator[Any] | None = None  # every result, computed as the consumer iterates
     serial_map: Any = None  # the C iterator in `stream` (its close() stops it)
-
-    def finished_work(self) -> bool:
-        """Advancing the run now only finishes it: no item is left to compute."""
-        return self.serial and self.source.done
 
 
 class PMapResult(Iterator[R], Generic[R]):
@@ -105,14 +99,14 @@ class PMapResult(Iterator[R], Generic[R]):
     iterated cannot be materialised any more (``RuntimeError``).
 
     The map starts when iteration starts (``iter()``, ``next()``,
-    ``results()``) and runs until the first batch of results is ready.
+    ``results()``) and runs until the first batch of results is ready (a
+    serial map over a list computes nothing ahead of the consumer).
     """
 
     def __init__(self, batches: Iterator[list[R]], state: _RunState | None = None) -> None:
         self._batches = batches
         self._state = state
         self._stream: Iterator[R] | None = None
-        self._whole: list[R] | None = None  # every result, when they came as one list
         self._all: list[R] | None = None
         self._started = False
 
@@ -123,25 +117,16 @@ class PMapResult(Iterator[R], Generic[R]):
 
     def _first_stream(self) -> Iterator[R]:
         # Results flow batch by batch through C-level chaining: no Python frame
-        # per item between the workers and the consumer.  A serial map over a
-        # list computes everything as one batch: then the consumer iterates
-        # that list itself (list() and friends copy it at memcpy speed).
+        # per item between the workers and the consumer.  Starting the run
+        # decides the backend; a serial map over a list yields no batch and
+        # leaves a C iterator the consumer then uses directly.
         batches = self._batches
         try:
             first = next(batches)
         except StopIteration:
             stream = self._state.stream if self._state is not None else None
             return stream if stream is not None else iter(())
-        if self._state is None or not self._state.finished_work():
-            return itertools.chain(first, itertools.chain.from_iterable(batches))
-        try:
-            second = next(batches)  # ends the run, or raises the failure after `first`
-        except StopIteration:
-            self._whole = first
-            return iter(first)
-        except BaseException as exc:  # delivered after the results before it, as streaming would
-            return itertools.chain(first, _raising(exc))
-        return itertools.chain(first, second, itertools.chain.from_iterable(batches))
+        return itertools.chain(first, itertools.chain.from_iterable(batches))
 
     def __iter__(self) -> Iterator[R]:
         if self._all is not None:
@@ -165,8 +150,7 @@ class PMapResult(Iterator[R], Generic[R]):
         if self._all is None:
             if self._started:
                 raise RuntimeError("cannot materialise a PMapResult after iterating over part of it")
-            stream = self._open()
-            self._all = self._whole if self._whole is not None else list(stream)
+            self._all = list(self._open())
         return self._all
 
     def __getitem__(self, index: Any) -> Any:
@@ -193,12 +177,6 @@ class PMapResult(Iterator[R], Generic[R]):
             close()
         if self._state is not None and self._state.serial_map is not None:
             self._state.serial_map.close()  # a serial stream computes no further item
-
-
-def _raising(exc: BaseException) -> Iterator[Any]:
-    """An iterator that raises ``exc`` when the consumer reaches it."""
-    yield from ()
-    raise exc
 
 
 # ---------------------------------------------------------------- decisions
@@ -315,11 +293,10 @@ def pmap(
         length = -1
 
     deadline = time.monotonic() + timeout_s if timeout_s is not None else None
-    source = Input(iterator, safe=isinstance(iterable, (list, tuple, range)))
-    state = _RunState(source, may_stream=not progress)
+    state = _RunState(may_stream=not progress)
     batches = _run(
         fn,
-        source,
+        Input(iterator, safe=isinstance(iterable, (list, tuple, range))),
         length=length,
         backend=chosen,
         workers=n_workers,
@@ -385,14 +362,13 @@ def _run(
     # serial runs read ahead only what was asked for (chunksize), else 1024 items
     serial_batch = chunksize or 1024
     expected = length - source.position if length > 0 else -1  # what is left after a probe
-    if executor is None and decision.backend == "serial":
-        state.serial = True
-        if state.may_stream and deadline is None and serial_batch >= 1024:
-            state.serial_map = _serial_stream(fn, source, probed, errors)
-            if state.serial_map is not None:
-                # the consumer iterates the stream itself, after the probe's results
-                state.stream = itertools.chain(probed[1], state.serial_map) if probed else state.serial_map
-                return
+    streamable = state.may_stream and deadline is None and serial_batch >= 1024
+    if executor is None and decision.backend == "serial" and streamable:
+        state.serial_map = _serial_stream(fn, source, probed, errors)
+        if state.serial_map is not None:
+            # the consumer iterates the stream itself, after the probe's results
+            state.stream = itertools.chain(probed[1], state.serial_map) if probed else state.serial_map
+            return
     batches = _batches(
         fn,
         source,
@@ -586,10 +562,8 @@ def _serial_stream(fn: Callable[[Any], Any], source: Input, probed: Batch | None
     """
     if probed is not None and probed[2]:
         return None  # a probe item failed: the batch path delivers it in order
-    try:
-        from . import _native
-    except ImportError:  # pragma: no cover - the extension is part of every build
-        return None
+    from . import _native
+
     rest = source.take_rest()
     if rest is None:
         return None
