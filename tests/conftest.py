@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -26,3 +29,27 @@ def fail_thread_create() -> Iterator[Callable[[int], None]]:
         yield _native._debug_fail_thread_create
     finally:
         _native._debug_fail_thread_create(-1)
+
+
+# ---------------------------------------------------------------- CI: no skip without a reason it allows
+# .ci/run sets MANYCORE_ALLOWED_SKIPS to a regular expression per interpreter
+# (empty: no skip allowed at all); a test skipped for any other reason fails
+# the session, so a missing dependency cannot turn a CI leg green by skipping.
+_unexpected_skips: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    allowed = os.environ.get("MANYCORE_ALLOWED_SKIPS")
+    if allowed is None or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if not allowed or not re.search(allowed, reason):
+        _unexpected_skips.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _unexpected_skips:
+        print("\nskipped without an allowed reason (MANYCORE_ALLOWED_SKIPS):", file=sys.stderr)
+        for line in _unexpected_skips:
+            print("  " + line, file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -223,3 +223,38 @@ def test_at_exit_running_coroutines_are_cancelled_cleanly() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["exiting", "finally", "ran"]  # the queued one never started
     assert result.stderr == ""  # no "Task was destroyed", no "never awaited"
+
+
+def test_a_call_runs_on_the_loop_thread_when_exit_refuses_new_threads(no_asyncio_noise: None) -> None:
+    """CPython 3.12.0-3.12.2 (gh-113964): no thread starts once the interpreter exits.
+
+    The call pool's refusal is simulated; the call then runs on the loop
+    thread, once, even if the pool later serves the work item it had queued.
+    """
+    ran_on: list[str] = []
+    queued: list[Any] = []
+
+    def refuse(fn: Any, *args: Any) -> Any:
+        queued.append(fn)  # the stdlib queues the item before it fails to start a thread
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    def work() -> str:
+        ran_on.append(threading.current_thread().name)
+        return "done"
+
+    with AsyncExecutor(1, thread_name="loop-under-test") as ex:
+        ex._call_pool.submit = refuse  # type: ignore[method-assign]
+        assert ex.submit(work).result(timeout=30) == "done"
+        assert queued
+        assert queued[0]() is None
+    assert ran_on == ["loop-under-test"]
+
+
+def test_other_runtime_errors_of_the_call_pool_fail_the_future(no_asyncio_noise: None) -> None:
+    def refuse(fn: Any, *args: Any) -> Any:
+        raise RuntimeError("cannot schedule new futures after shutdown")
+
+    with AsyncExecutor(1) as ex:
+        ex._call_pool.submit = refuse  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError, match="cannot schedule new futures"):
+            ex.submit(abs, -1).result(timeout=30)

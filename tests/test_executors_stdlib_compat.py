@@ -11,6 +11,7 @@ import concurrent.futures as cf
 import gc
 import multiprocessing
 import pickle
+import sys
 import threading
 import time
 from typing import Any
@@ -178,7 +179,21 @@ def run_exit_script(tmp_path: Any, kind: str, how: str) -> Any:
     )
 
 
-@pytest.mark.parametrize("kind", ["stdlib", "threads", "native", "asyncio", "async-coro", "dask"])
+# CPython 3.12.0-3.12.2 refuse to start a thread once the interpreter is
+# exiting (gh-113964, fixed in 3.12.3).  AsyncExecutor then runs the call on
+# its loop thread; Dask's client needs new threads of its own to finish and
+# close, which manycore cannot avoid there.
+NO_THREADS_AT_EXIT = (3, 12) <= sys.version_info[:3] < (3, 12, 3)
+DASK_AT_EXIT = pytest.mark.skipif(
+    NO_THREADS_AT_EXIT,
+    reason="CPython gh-113964: 3.12.0-3.12.2 cannot start the threads Dask needs at interpreter exit "
+    "(fixed in 3.12.3)",
+)
+
+
+@pytest.mark.parametrize(
+    "kind", ["stdlib", "threads", "native", "asyncio", "async-coro", pytest.param("dask", marks=DASK_AT_EXIT)]
+)
 def test_work_left_after_shutdown_nowait_runs_before_exit(tmp_path: Any, kind: str) -> None:
     done = run_exit_script(tmp_path, kind, "shutdown-nowait")
     assert done.returncode == 0, done.stderr
@@ -186,6 +201,7 @@ def test_work_left_after_shutdown_nowait_runs_before_exit(tmp_path: Any, kind: s
     assert "cannot schedule new futures" not in done.stderr
 
 
+@DASK_AT_EXIT
 def test_dask_executor_open_at_exit_finishes_its_work_and_closes(tmp_path: Any) -> None:
     done = run_exit_script(tmp_path, "dask", "open")
     assert done.returncode == 0, done.stderr

@@ -25,7 +25,10 @@ import pytest
 import manycore.ffi
 from manycore import native
 from manycore._cy import core as cy_core
-from manycore.ffi import cffi_core, ctypes_core
+from manycore.ffi import ctypes_core
+from optional import cffi_core_or_stand_in, import_or_skip
+
+cffi_core = cffi_core_or_stand_in()
 
 PF_BINDINGS: dict[str, ModuleType] = {"ctypes": ctypes_core, "cffi": cffi_core, "cython": cy_core}
 
@@ -205,7 +208,7 @@ def test_context_kinds() -> None:
 @pytest.fixture(scope="module")
 def numba_body() -> Any:
     """A Numba @cfunc mc_task_fn: per-worker sum of sqrt(i) into ctx (a float64 array)."""
-    import numba  # the numba extra; part of the test extra
+    numba = import_or_skip("numba", "numba", "a Numba @cfunc body")
     from numba import types
 
     @numba.cfunc(types.void(types.voidptr, types.uintp, types.uintp, types.uint32), nopython=True)
@@ -233,7 +236,7 @@ def test_numba_cfunc_body(numba_body: Any) -> None:
 
 
 def test_numba_wrong_signature() -> None:
-    import numba
+    numba = import_or_skip("numba", "numba", "a Numba @cfunc body")
     from numba import types
 
     @numba.cfunc(types.void(types.voidptr, types.uintp, types.uintp), nopython=True)

@@ -10,8 +10,9 @@ import pytest
 
 from manycore.ffi import posix
 from native_support import leftover_threads, run_python, thread_ids
+from optional import CFFI_MISSING, needs_cffi
 
-BACKENDS = ["ctypes", "cffi"]
+BACKENDS = ["ctypes", needs_cffi("cffi")]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -79,6 +80,7 @@ def test_argument_errors() -> None:
         posix.start_thread(print, stack_size=100)
 
 
+@pytest.mark.skipif(CFFI_MISSING is not None, reason=str(CFFI_MISSING))
 def test_unjoined_threads_are_joined_at_exit() -> None:
     """A thread nobody joins still finishes its work before the interpreter exits."""
     r = run_python(

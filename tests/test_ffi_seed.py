@@ -9,16 +9,27 @@ import pytest
 import manycore.ffi
 from manycore.ffi import seed
 from native_support import run_python
+from optional import CFFI_MISSING, needs_cffi
 
 
 def test_add_is_the_seeds_add() -> None:
     assert manycore.ffi.add(5, 10) == 15  # the unit's "Output: 15"
-    assert manycore.ffi.add_cffi(5, 10) == 15
     assert manycore.ffi.add(-(2**31), 2**31 - 1) == -1
+
+
+@pytest.mark.skipif(CFFI_MISSING is not None, reason=str(CFFI_MISSING))
+def test_add_cffi_is_the_seeds_add() -> None:
+    assert manycore.ffi.add_cffi(5, 10) == 15
     assert manycore.ffi.add_cffi(2**31 - 2, 1) == 2**31 - 1
 
 
-@pytest.mark.parametrize("fn", [manycore.ffi.add, manycore.ffi.add_cffi])
+@pytest.mark.skipif(CFFI_MISSING is None, reason="cffi is installed here")
+def test_add_cffi_without_cffi_names_the_extra() -> None:
+    with pytest.raises(ImportError, match=r"pip install 'manycore\[cffi\]'"):
+        manycore.ffi.add_cffi(5, 10)
+
+
+@pytest.mark.parametrize("fn", [manycore.ffi.add, needs_cffi(manycore.ffi.add_cffi)])
 def test_add_refuses_what_c_int_cannot_hold(fn: object) -> None:
     with pytest.raises(OverflowError, match=r"^a must fit a C int"):
         fn(2**31, 0)  # type: ignore[operator]
@@ -55,7 +66,7 @@ print("still usable:", m.count_primes(100))
 
 @pytest.mark.parametrize(
     ("module", "name"),
-    [("manycore.ffi", "ctypes_core"), ("manycore.ffi", "cffi_core"), ("manycore._cy", "core")],
+    [("manycore.ffi", "ctypes_core"), needs_cffi("manycore.ffi", "cffi_core"), ("manycore._cy", "core")],
 )
 def test_ctrl_c_interrupts_a_long_kernel(module: str, name: str) -> None:
     r = run_python(CTRL_C.format(module=module, name=name), timeout=60)

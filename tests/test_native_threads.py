@@ -7,7 +7,6 @@ import ctypes
 import errno
 import json
 import os
-import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -75,10 +74,9 @@ def test_call_in_threads_reraises_lowest_index_with_traceback() -> None:
     names = [frame.name for frame in traceback.extract_tb(ei.value.__traceback__)]
     assert "_explode" in names
     assert "fn" in names
-    if sys.version_info >= (3, 11):
-        notes = ei.value.__notes__
-        assert any("fn(2)" in note for note in notes)
-        assert any("2 other call(s) also raised" in note for note in notes)
+    notes = ei.value.__notes__
+    assert any("fn(2)" in note for note in notes)
+    assert any("2 other call(s) also raised" in note for note in notes)
 
 
 def test_call_in_threads_single_failure_has_no_count_note() -> None:
@@ -89,8 +87,7 @@ def test_call_in_threads_single_failure_has_no_count_note() -> None:
 
     with pytest.raises(KeyError) as ei:
         native.call_in_threads(fn, 4)
-    if sys.version_info >= (3, 11):
-        assert not any("other call" in note for note in ei.value.__notes__)
+    assert not any("other call" in note for note in ei.value.__notes__)
     assert "fn" in [f.name for f in traceback.extract_tb(ei.value.__traceback__)]
 
 

@@ -346,8 +346,7 @@ def test_error_in_middle_stage_stops_everything_and_is_reraised(kind: str) -> No
     if kind == "process":
         assert isinstance(info.value.__cause__, RemoteTraceback)
         assert "fail_at" in info.value.__cause__.tb_text
-    if sys.version_info >= (3, 11):
-        assert any("stage 2/3 'fail_at'" in note for note in info.value.__notes__)
+    assert any("stage 2/3 'fail_at'" in note for note in info.value.__notes__)
     assert list(run) == []  # after the error the iterator is finished
 
 

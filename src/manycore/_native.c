@@ -19,6 +19,13 @@
 
 #include "manycore.h"
 
+/* Critical sections (3.13+) lock an object on free-threaded builds and are
+ * empty blocks on GIL builds; before 3.13 the GIL alone serialises. */
+#ifndef Py_BEGIN_CRITICAL_SECTION
+#  define Py_BEGIN_CRITICAL_SECTION(op) {
+#  define Py_END_CRITICAL_SECTION() }
+#endif
+
 #ifndef MC_BUILD_COMPILER
 #  define MC_BUILD_COMPILER "unknown"
 #endif
@@ -266,12 +273,21 @@ typedef struct {
 
 static PyObject *SerialMap_next(SerialMapObject *self)
 {
-    if (self->it == NULL)
-        return NULL;
-    PyObject *item = Py_TYPE(self->it)->tp_iternext(self->it);
+    /* Free-threaded builds: two threads may pull from one iterator while a
+     * third closes it.  The input is read and its position taken under the
+     * object's critical section (each item gets its own index, close() cannot
+     * free the input under a reader); fn runs outside it. */
+    PyObject *item = NULL;
+    Py_ssize_t index = 0;
+    Py_BEGIN_CRITICAL_SECTION(self);
+    if (self->it != NULL) {
+        item = Py_TYPE(self->it)->tp_iternext(self->it);
+        if (item != NULL)
+            index = self->index++;
+    }
+    Py_END_CRITICAL_SECTION();
     if (item == NULL)
-        return NULL;   /* the end, or the input's own error */
-    Py_ssize_t index = self->index++;
+        return NULL;   /* the end, closed, or the input's own error */
     PyObject *result = PyObject_CallOneArg(self->fn, item);
     Py_DECREF(item);
     if (result != NULL || !PyErr_ExceptionMatches(PyExc_Exception))
@@ -292,7 +308,12 @@ static PyObject *SerialMap_next(SerialMapObject *self)
 
 static PyObject *SerialMap_length_hint(SerialMapObject *self, PyObject *Py_UNUSED(ignored))
 {
-    Py_ssize_t n = self->it == NULL ? 0 : PyObject_LengthHint(self->it, -1);
+    PyObject *it;
+    Py_BEGIN_CRITICAL_SECTION(self);
+    it = Py_XNewRef(self->it);
+    Py_END_CRITICAL_SECTION();
+    Py_ssize_t n = it == NULL ? 0 : PyObject_LengthHint(it, -1);
+    Py_XDECREF(it);
     if (n < 0) {
         if (PyErr_Occurred())
             return NULL;
@@ -329,7 +350,12 @@ static void SerialMap_dealloc(SerialMapObject *self)
 
 static PyObject *SerialMap_close(SerialMapObject *self, PyObject *Py_UNUSED(ignored))
 {
-    Py_CLEAR(self->it);   /* next() ends from now on */
+    PyObject *it;
+    Py_BEGIN_CRITICAL_SECTION(self);
+    it = self->it;   /* next() ends from now on */
+    self->it = NULL;
+    Py_END_CRITICAL_SECTION();
+    Py_XDECREF(it);   /* outside: dropping the input may run arbitrary code */
     Py_RETURN_NONE;
 }
 

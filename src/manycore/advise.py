@@ -9,7 +9,9 @@ Steps, all measured on this machine:
    * ``io-bound``: it mostly waits (CPU/wall < 0.3) -> threads or asyncio;
    * ``gil-releasing``: CPU-bound, but threads accumulate CPU time in
      parallel (> 1.2; threads holding the GIL stay <= 1) -> threads (or the native runtime);
-   * ``cpu-bound-python``: CPU-bound and the GIL serialises threads -> processes.
+   * ``cpu-bound-python``: CPU-bound and the GIL serialises threads -> processes;
+   * ``cpu-bound-free-threaded``: CPU-bound on a free-threaded build with the
+     GIL off, where threads run Python in parallel -> threads.
 
 3. **Try** the candidate backends on the sample through ``pmap`` (warm
    executors, best of two runs, so start-up is not counted; the sample is run
@@ -32,10 +34,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import _build
 from ._threadprobe import GIL_FREE_MIN, gil_free_fraction, run_on_threads
 from .bench._context import cpu_count
 
-CLASSES = ("io-bound", "gil-releasing", "cpu-bound-python")
+CLASSES = ("io-bound", "gil-releasing", "cpu-bound-python", "cpu-bound-free-threaded")
 
 
 @dataclass
@@ -53,7 +56,7 @@ class Advice:
     snippet: str = ""
 
     def report(self) -> str:
-        lines = [f"manycore advise: {self.function}", ""]
+        lines = [f"manycore advise: {self.function}", f"interpreter: {_build.describe()}", ""]
         lines.append("hotspots (cProfile, one call, cumulative time):")
         for name, calls, cum in self.hotspots:
             lines.append(f"  {cum * 1e3:9.3f} ms  {calls:>7} calls  {name}")
@@ -123,11 +126,16 @@ def _noop(x: Any) -> Any:
     return x
 
 
-def classify(cpu_to_wall: float, thread_parallelism: float, gil_free: float = 0.0) -> str:
+def classify(
+    cpu_to_wall: float, thread_parallelism: float, gil_free: float = 0.0, *, gil: bool = True
+) -> str:
     """``thread_parallelism``: summed thread CPU time / wall over a threads trial (needs idle
-    cores to exceed 1); ``gil_free``: :func:`manycore._threadprobe.gil_free_fraction` (does not)."""
+    cores to exceed 1); ``gil_free``: :func:`manycore._threadprobe.gil_free_fraction` (does not);
+    ``gil``: whether the GIL is on (False on a free-threaded build running without it)."""
     if cpu_to_wall < 0.3:
         return "io-bound"
+    if not gil:
+        return "cpu-bound-free-threaded"
     if thread_parallelism > 1.2 or gil_free > GIL_FREE_MIN:
         return "gil-releasing"
     return "cpu-bound-python"
@@ -156,7 +164,7 @@ def advise(
     serial_wall, ratio = _serial_ratio(fn, items)
     parallelism = _thread_parallelism(fn, items, n_workers) if n_workers > 1 else 1.0
     _, _, gil_free = gil_free_fraction(functools.partial(fn, items[0]))
-    kind = classify(ratio, parallelism, gil_free)
+    kind = classify(ratio, parallelism, gil_free, gil=_build.gil_enabled())
 
     timings: dict[str, float] = {"serial": serial_wall}
     candidates = ["threads"]
@@ -191,7 +199,12 @@ def advise(
                 list(pmap(fn, items, executor=executor, chunksize=1))
                 timings[backend] = min(timings.get(backend, math.inf), time.perf_counter() - t0)
 
-    preferred = {"io-bound": "threads", "gil-releasing": "threads", "cpu-bound-python": "processes"}[kind]
+    preferred = {
+        "io-bound": "threads",
+        "gil-releasing": "threads",
+        "cpu-bound-python": "processes",
+        "cpu-bound-free-threaded": "threads",
+    }[kind]
     best = min(timings, key=lambda b: timings[b])
     if preferred in timings and timings[preferred] <= timings[best] * 1.25:
         # within the noise of a short trial on a shared machine: take the backend
@@ -200,7 +213,11 @@ def advise(
     speedup = serial_wall / timings[best] if timings[best] > 0 else 1.0
     reasons = {
         "serial": "no backend beat serial on this sample: keep it simple",
-        "threads": "it waits or releases the GIL, so threads overlap it without pickling",
+        "threads": (
+            "free-threaded build with the GIL off: threads run Python in parallel, without pickling"
+            if kind == "cpu-bound-free-threaded"
+            else "it waits or releases the GIL, so threads overlap it without pickling"
+        ),
         "processes": "pure-Python CPU work holds the GIL; processes run it truly in parallel",
     }
     module = getattr(fn, "__module__", "mymodule")

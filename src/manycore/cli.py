@@ -22,14 +22,17 @@ def main() -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON instead of a table.")
 def info(as_json: bool) -> None:
-    """Show this machine and build: cores, Python, compiler, OpenMP, SIMD level, pool size."""
-    from . import native
+    """Show this machine and build: cores, Python (free-threaded? GIL on?), compiler, OpenMP, SIMD, pool size."""
+    from . import _build, native
     from .bench._context import cpu_model
 
     build = native.build_info()
     facts: dict[str, object] = {
         "manycore": __version__,
         "python": f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})",
+        "python_build": _build.describe(),
+        "free_threaded_build": _build.free_threaded_build(),
+        "gil_enabled": _build.gil_enabled(),
         "platform": platform.platform(),
         "cpu_model": cpu_model(),
         "cpus_available": build["cpu_count"],

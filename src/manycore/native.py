@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import operator
 import os
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -368,10 +367,9 @@ def call_in_threads(
     failures = [(i, v) for i, (ok, v) in enumerate(outcomes) if not ok]
     if failures:
         index, exc = failures[0]
-        if sys.version_info >= (3, 11):
-            exc.add_note(f"raised by fn({index}) on native thread {index} of {count}")
-            if len(failures) > 1:
-                exc.add_note(f"{len(failures) - 1} other call(s) also raised")
+        exc.add_note(f"raised by fn({index}) on native thread {index} of {count}")
+        if len(failures) > 1:
+            exc.add_note(f"{len(failures) - 1} other call(s) also raised")
         raise exc
     return [v for _, v in outcomes]
 

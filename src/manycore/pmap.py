@@ -32,7 +32,9 @@ What ``pmap`` guarantees (each point is tested):
   or native with a chunk size aiming at ~20 ms per chunk.  Trivial functions
   stay serial.  Inside a daemonic process (pmap's own workers, Pipeline
   process stages), which may not start processes, it picks threads instead.
-  The decision is cached per function; ``explain=True`` prints the
+  On a free-threaded build with the GIL off (``python3.13t``), CPU-bound work
+  goes to threads, which then run Python in parallel; with ``PYTHON_GIL=1``
+  it decides as on a GIL build.  The decision is cached per function; ``explain=True`` prints the
   measurements and the reasoning.
 """
 
@@ -57,6 +59,7 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from . import _build
 from ._threadprobe import GIL_FREE_MIN, GIL_HELD_MAX, gil_free_fraction, run_on_threads
 from .executors import _serialize, canonical_backend
 from .executors._batches import Batch, Failures, Input, run_chunk
@@ -187,10 +190,12 @@ class Decision:
     workers: int
     reason: str
     measurements: dict[str, float] = field(default_factory=dict)
+    gil: bool = field(default_factory=_build.gil_enabled)  # the GIL's state when it was decided
 
     def explain(self) -> str:
         lines = [f"pmap: backend={self.backend} workers={self.workers} chunksize={self.chunksize}"]
         lines.append(f"  why: {self.reason}")
+        lines.append(f"  interpreter: {_build.describe()}")
         for key, value in self.measurements.items():
             lines.append(f"  {key} = {value:.6g}")
         return "\n".join(lines)
@@ -690,6 +695,8 @@ def _decide(
             cached = _decisions.get(key)
         except TypeError:
             cached = None
+    if cached is not None and cached.gil != _build.gil_enabled():
+        cached = None  # decided before an import turned the GIL on (or off): decide again
     if cached is not None:
         backend, reason = cached.backend, "cached: " + cached.reason
         if backend == "processes" and not _can_start_processes():
@@ -773,7 +780,13 @@ def _decide(
     if cpu_ratio < 0.3:
         return decided("threads", "items mostly wait (I/O, sleep or GIL-free work): threads overlap them")
 
-    # 3. CPU-bound: does it release the GIL?  Run a sample on threads.
+    # 3. CPU-bound.  With the GIL off, threads run Python in parallel: no
+    # pickling, shared objects, no process start.
+    if not _build.gil_enabled():
+        return decided(
+            "threads", "CPU-bound on a free-threaded build with the GIL off: threads run Python in parallel"
+        )
+    # With the GIL on: does fn release it?  Run a sample on threads.
     gil_free = _threads_speedup(fn, source, probed, n_workers, per_item, m)
     if gil_free:
         return decided("threads", "CPU-bound but releases the GIL: threads scale without process costs")

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, freethreading_compatible=True
 """Cython bindings of the C core: ``cdef extern from "manycore.h"``, one call per kernel.
 
 The low level of manycore._cy.core: every function takes the pool handle (an

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False, freethreading_compatible=True
 """The kernels of manycore._cy.kernels, compiled without OpenMP.
 
 The same source (_kernels.pxi) built a second time without ``-fopenmp``:

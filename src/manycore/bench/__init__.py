@@ -45,7 +45,7 @@ __all__ = [
 
 
 def machine_facts() -> dict[str, object]:
-    from .. import __version__, native
+    from .. import __version__, _build, native
 
     build = native.build_info()
     return {
@@ -55,6 +55,9 @@ def machine_facts() -> dict[str, object]:
         "openmp_at_build": build["openmp"],
         "compiler": build["compiler"],
         "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "python_build": _build.describe(),
+        "free_threaded_build": _build.free_threaded_build(),
+        "gil_enabled": _build.gil_enabled(),
         "platform": platform.platform(),
         "manycore": __version__,
     }

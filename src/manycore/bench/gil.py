@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from .. import _build
 from ..executors.process import ProcessExecutor
 from ._context import BenchContext, busy
 from ._timing import time_call, time_interleaved
@@ -33,19 +34,20 @@ def run(ctx: BenchContext) -> Section:
             warmup=0,
         )
     base = timings["serial"].best_s
+    gil_on = _build.gil_enabled()
     section.add(f"serial: {t} calls of a pure-Python loop", timings["serial"], speedup=1.0)
+    threads_x = base / timings["threads"].best_s
+    section.add(f"threads ({t}): {threads_verdict(threads_x, gil_on)}", timings["threads"], speedup=threads_x)
     section.add(
-        f"threads ({t}): the GIL serialises them",
-        timings["threads"],
-        speedup=base / timings["threads"].best_s,
+        f"processes ({t}): one interpreter each",
+        timings["processes"],
+        speedup=base / timings["processes"].best_s,
     )
+    native_x = base / timings["native"].best_s
     section.add(
-        f"processes ({t}): one GIL each", timings["processes"], speedup=base / timings["processes"].best_s
-    )
-    section.add(
-        f"native pthreads ({t}) calling Python: still one GIL",
+        f"native pthreads ({t}) calling Python: {threads_verdict(native_x, gil_on)}",
         timings["native"],
-        speedup=base / timings["native"].best_s,
+        speedup=native_x,
     )
 
     ctx.say("gil: GIL-releasing work on threads")
@@ -61,8 +63,25 @@ def run(ctx: BenchContext) -> Section:
     section.add(f"native kernel, 1 thread: sum of squares {m:,}", k1, speedup=1.0)
     kt = time_call(lambda: native.sum_of_squares(m, threads=t), repeats=ctx.repeats)
     section.add(f"native kernel, {t} threads, GIL released", kt, speedup=k1.best_s / kt.best_s)
+    section.notes.append(f"Interpreter: {_build.describe()}.")
     section.notes.append(
-        "Pure-Python CPU work needs processes (data parallelism across interpreters); work that "
-        "releases the GIL (NumPy, native kernels, I/O) scales on threads without pickling costs."
+        "Threads ran pure-Python CPU work "
+        + (
+            f"{threads_x:.2f}x serial: they run Python in parallel here (GIL off)."
+            if threads_x >= PARALLEL_MIN
+            else f"at {threads_x:.2f}x serial: no parallel speed-up"
+            + (" (the GIL lets one thread run Python at a time)." if gil_on else ".")
+        )
     )
     return section
+
+
+#: A speed-up below this, over a handful of calls, is not parallel execution.
+PARALLEL_MIN = 1.3
+
+
+def threads_verdict(speedup: float, gil_on: bool) -> str:
+    """What a threads row measured, in words: the verdict comes from ``speedup``, not from the build."""
+    if speedup >= PARALLEL_MIN:
+        return "ran Python in parallel" + ("" if gil_on else " (GIL off)")
+    return "serialised by the GIL" if gil_on else "no parallel speed-up measured (GIL off)"

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from .. import _extras
 from ..executors.process import ProcessExecutor
 from ._context import BenchContext, busy
 from ._timing import calibrate_number, time_call, time_interleaved
@@ -70,8 +71,7 @@ def run(ctx: BenchContext) -> Section:
     fn.restype = None
     add("ctypes call of a C function", lambda: fn(None, 0, 0))
     try:
-        import cffi
-
+        cffi = _extras.require("cffi", extra="cffi", feature="the cffi row")
         ffi = cffi.FFI()
         ffi.cdef("void mc_noop_range(void *, size_t, size_t);")
         clib = ffi.dlopen(_native.__file__)

@@ -50,9 +50,7 @@ class Report:
     machine: dict[str, Any]
     quick: bool
     sections: list[Section] = field(default_factory=list)
-    created: str = field(
-        default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    )
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
     schema: str = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:

@@ -322,7 +322,20 @@ class AsyncExecutor(ManycoreExecutor):
         assert fn is not None
         if _is_coroutine_function(fn):
             return await fn(*item.args, **item.kwargs)
-        result = await self._loop.run_in_executor(None, functools.partial(fn, *item.args, **item.kwargs))
+        once = _Once(functools.partial(fn, *item.args, **item.kwargs))
+        try:
+            pending = self._loop.run_in_executor(None, once)
+        except RuntimeError as exc:
+            if "can't create new thread at interpreter shutdown" not in str(exc):
+                raise
+            # CPython 3.12.0-3.12.2 (gh-113964) refuse to start a thread once
+            # the interpreter is exiting, even for work that must finish
+            # before exit: run the call here, on the loop thread, instead.
+            # _Once keeps the call from running twice if the pool's queue
+            # (which may already hold it) is served after all.
+            result = once()
+        else:
+            result = await pending
         if inspect.isawaitable(result):
             result = await result
         return result
@@ -358,6 +371,19 @@ class AsyncExecutor(ManycoreExecutor):
         self._lock = threading.Lock()
         self._forked = True
         self._shutdown = True
+
+
+class _Once:
+    """A call that runs at most once, whoever calls it first (later calls return None)."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self._call: Callable[[], Any] | None = call
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Any:
+        with self._lock:
+            call, self._call = self._call, None
+        return None if call is None else call()
 
 
 def _cancel_leftover_tasks(loop: asyncio.AbstractEventLoop) -> None:

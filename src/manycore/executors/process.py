@@ -248,8 +248,6 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
         self._pid = os.getpid()
         kwargs: dict[str, Any] = {}
         if max_tasks_per_child is not None:
-            if sys.version_info < (3, 11):  # pragma: no cover - 3.10 only
-                raise TypeError("max_tasks_per_child requires Python 3.11 or newer")
             kwargs["max_tasks_per_child"] = max_tasks_per_child
         super().__init__(
             max_workers=workers,

@@ -6,7 +6,7 @@ import email.utils
 import math
 import random
 import time
-from datetime import timezone
+from datetime import UTC
 
 RETRY_STATUSES = frozenset({429, *range(500, 600)})
 """HTTP statuses worth another attempt: 429 Too Many Requests and every 5xx. No other 4xx."""
@@ -52,6 +52,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     current = time.time() if now is None else now
     return max(0.0, when.timestamp() - current)

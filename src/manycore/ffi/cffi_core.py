@@ -25,12 +25,12 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
-import cffi
-
-from .. import _errors
+from .. import _errors, _extras
 from . import _face, _header
 from ._face import Bounds, Buf, CallbackState, Exec, LibBackend, Number, PoolBase, Task, scalar_of
 from ._library import core_library_path
+
+cffi = _extras.require("cffi", extra="cffi", feature="manycore.ffi.cffi_core")
 
 __all__ = [
     "COUNT_PRIMES_MAX_N",

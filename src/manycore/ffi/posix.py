@@ -42,7 +42,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic, Literal, TypeVar
 
-from .. import _errors
+from .. import _errors, _extras
 from .._validate import check_int
 
 __all__ = ["PosixThread", "run_in_thread", "start_thread"]
@@ -169,8 +169,7 @@ class _CtypesPthreads:
 # ================================================================ cffi
 class _CffiPthreads:
     def __init__(self) -> None:
-        import cffi
-
+        cffi = _extras.require("cffi", extra="cffi", feature='manycore.ffi.posix backend="cffi"')
         self.ffi = ffi = cffi.FFI()
         ffi.cdef(
             f"""

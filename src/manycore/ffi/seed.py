@@ -19,6 +19,7 @@ import ctypes
 import functools
 from typing import Any
 
+from .. import _extras
 from .._validate import as_int
 from ._library import seed_library_path
 
@@ -39,8 +40,7 @@ def seed_library() -> ctypes.CDLL:
 
 @functools.cache
 def _cffi_library() -> Any:
-    import cffi
-
+    cffi = _extras.require("cffi", extra="cffi", feature="manycore.ffi.add_cffi")
     ffi = cffi.FFI()
     ffi.cdef("int add(int a, int b);")
     return ffi.dlopen(seed_library_path())
