@@ -6,6 +6,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -53,3 +54,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         for line in _unexpected_skips:
             print("  " + line, file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int) -> None:
+    """On a free-threaded build, fail the run if anything imported in it turned the GIL back on."""
+    from manycore import _build
+
+    if _build.free_threaded_build() and "PYTHON_GIL" not in os.environ and _build.gil_enabled():
+        terminalreporter.write_line(
+            "the GIL was turned back on during the test run: a module imported without declaring "
+            "free-threading support (see the RuntimeWarning above)",
+            red=True,
+        )
+        terminalreporter._session.exitstatus = pytest.ExitCode.TESTS_FAILED

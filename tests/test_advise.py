@@ -9,15 +9,21 @@ from pathlib import Path
 import pytest
 
 import advise_targets as targets
+from manycore import _build
 from manycore.advise import advise, classify
 
 TESTS = str(Path(__file__).parent)
 
 
-def test_pure_python_loop_goes_to_processes() -> None:
+#: Pure-Python CPU work: processes with the GIL; threads where the GIL is off (3.13t).
+PYTHON_CPU = (
+    ("cpu-bound-python", "processes") if _build.gil_enabled() else ("cpu-bound-free-threaded", "threads")
+)
+
+
+def test_pure_python_loop_goes_to_processes_or_to_threads_without_the_gil() -> None:
     result = advise(targets.python_loop, [400_000] * 6, workers=2)
-    assert result.classification == "cpu-bound-python"
-    assert result.recommended == "processes"
+    assert (result.classification, result.recommended) == PYTHON_CPU
     assert set(result.timings_s) >= {"serial", "threads", "processes"}
     assert any("python_loop" in name for name, _, _ in result.hotspots)
 
@@ -31,7 +37,8 @@ def test_sleep_goes_to_threads() -> None:
 
 def test_large_numpy_op_goes_to_threads() -> None:
     result = advise(targets.numpy_sort, [2_000_000] * 4, workers=2)
-    assert result.classification == "gil-releasing"
+    # with the GIL off there is no GIL to release: CPU-bound, threads
+    assert result.classification == ("gil-releasing" if _build.gil_enabled() else "cpu-bound-free-threaded")
     assert result.recommended in {"threads", "native"}
 
 
@@ -70,9 +77,11 @@ def test_cli_prints_recommendation_and_snippet() -> None:
         "advise_targets:python_loop", "--sample-args", "[400000, 400000, 400000, 400000, 400000, 400000]"
     )
     assert proc.returncode == 0, proc.stderr
-    assert "classification: cpu-bound-python" in proc.stdout
-    assert "recommended: processes" in proc.stdout
-    assert 'pmap(python_loop, items, backend="processes")' in proc.stdout
+    kind, backend = PYTHON_CPU
+    assert f"classification: {kind}" in proc.stdout
+    assert f"recommended: {backend}" in proc.stdout
+    assert f'pmap(python_loop, items, backend="{backend}")' in proc.stdout
+    assert f"interpreter: {_build.describe()}" in proc.stdout
 
 
 def test_cli_sample_module() -> None:

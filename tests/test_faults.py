@@ -369,8 +369,8 @@ def scenario_sigint_during_pmap(backend: str, target: str) -> None:
             gate.wait_started(2)  # both workers are busy
             if target == "group":  # a terminal's Ctrl-C: the whole foreground process group
                 os.killpg(os.getpgrp(), signal.SIGINT)
-            else:
-                os.kill(os.getpid(), signal.SIGINT)
+            else:  # to the main thread itself, which waits in a Python lock (see below)
+                signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
         threading.Thread(target=interrupt, daemon=True).start()
         fn = functools.partial(gated, gate.dir)
@@ -427,7 +427,10 @@ def scenario_ctrl_c_in_with_block(backend: str) -> None:
         def interrupt() -> None:
             gate.wait_started(1)
             submitted.wait(HANG_GUARD_S)  # every call is queued before Ctrl-C comes
-            os.kill(os.getpid(), signal.SIGINT)
+            # Sent to the main thread: a process-directed signal may be taken by
+            # another thread, and then the main thread, blocked in a Python lock,
+            # only sees it when its wait ends (seen on 3.13t: 60 s late).
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
         threading.Thread(target=interrupt, daemon=True).start()
         futures: list[cf.Future[Any]] = []

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import manycore.ffi
-from manycore import native
+from manycore import _build, native
 from manycore._cy import core as cy_core
 from manycore.ffi import ctypes_core
 from optional import cffi_core_or_stand_in, import_or_skip
@@ -248,35 +248,41 @@ def test_numba_wrong_signature() -> None:
 
 
 @pytest.mark.parametrize("name", list(PF_BINDINGS))
-def test_python_bodies_are_serialised_by_the_gil(name: str) -> None:
-    """Two workers take chunks of a Python body, but never run Python at the same time.
+def test_python_bodies_run_at_once_only_without_the_gil(name: str) -> None:
+    """Two workers each run one chunk of a Python body that spins, in pure Python, until it sees the other.
 
-    Each chunk records its wall-clock interval.  With the GIL switch interval
-    raised above the chunk length, nothing forces a running body to give up
-    the GIL, so the other worker's body can only start after it returned: no
-    two intervals overlap.  (Python's
-    default 5 ms switch interval would merely time-slice them.)
-    benchmarks/ffi.py measures the other side: a compiled body on 2 threads.
+    With the GIL (and the switch interval raised above the spin), the first
+    body keeps the GIL: the other cannot start until it gives up, so neither
+    sees the other running.  With the GIL off (free-threaded build) both run
+    at once and meet.  Time-slicing by the OS lets them meet even on a busy
+    machine, so the GIL-off case waits up to 30 s for it.
     """
-    intervals: list[tuple[float, float, int]] = []
+    gil_on = _build.gil_enabled()
+    entered: dict[int, bool] = {}
+    left: dict[int, bool] = {}
+    met: dict[int, bool] = {}
 
     def py_body(begin: int, end: int, worker: int) -> None:
-        t0 = time.perf_counter()
-        s = 0.0
-        for i in range(begin, end):
-            s += math.sqrt(i)
-        intervals.append((t0, time.perf_counter(), worker))
+        entered[worker] = True
+        deadline = time.monotonic() + (0.5 if gil_on else 30.0)
+        while time.monotonic() < deadline:  # no blocking call: the GIL, if on, is never released here
+            # the other is running now, or saw this one running: they overlapped
+            if any(w != worker and (not left.get(w) or met.get(w)) for w in list(entered)):
+                met[worker] = True
+                break
+        left[worker] = True
 
     old = sys.getswitchinterval()
     sys.setswitchinterval(30.0)
     try:
-        PF_BINDINGS[name].parallel_for(py_body, 200_000, grain=5_000, threads=2, schedule="dynamic")
+        PF_BINDINGS[name].parallel_for(py_body, 2, grain=1, threads=2, schedule="static")
     finally:
         sys.setswitchinterval(old)
-    intervals.sort()
-    assert len(intervals) == 40
-    for (_a0, a1, _wa), (b0, _b1, _wb) in itertools.pairwise(intervals):
-        assert b0 >= a1, "two Python bodies ran at the same time"
+    assert len(entered) == 2, entered  # one chunk per worker
+    if gil_on:
+        assert not met, "two Python bodies ran at the same time with the GIL on"
+    else:
+        assert met, "two Python bodies never ran at the same time with the GIL off"
 
 
 def test_native_and_ffi_parallel_for_same_core() -> None:

@@ -18,6 +18,7 @@ import pytest
 from ffi_support import BINDINGS, FFI_BINDINGS, FORMATS, random_array, same
 from manycore import _errors, _kernel_args, _native, native
 from manycore.ffi import _face, _header, ctypes_core
+from optional import import_or_skip
 from native_support import KINDS, as_kind
 
 SIZES = [0, 1, 7, 4097, 65537, 131_101]  # 131_101: prime, above the pool threshold
@@ -171,7 +172,7 @@ def test_status_codes_are_the_errors_table() -> None:
 
 def test_ctypes_and_cffi_share_the_extension_core() -> None:
     """ctypes and cffi load the extension's own file: one copy of the core's code and state."""
-    from manycore.ffi import cffi_core
+    cffi_core = import_or_skip("manycore.ffi.cffi_core", "cffi", "the cffi half of this test")
 
     noop = _native.noop_address()
     assert ctypes_core.lib.mc_noop_range.__class__  # resolved

@@ -21,6 +21,7 @@ has not grown with the number of dispatches.
 from __future__ import annotations
 
 import ctypes
+import gc
 import random
 import threading
 import time
@@ -151,6 +152,10 @@ def test_100k_random_dispatches_on_the_pool(explicit_pools: dict[int, native.Poo
         native.parallel_for(_native.noop_address(), 1000, threads=k)
     dispatch_many(SEED - 1, 2000, data, explicit_pools)
     threads_before = thread_ids()
+    # Each Recorder is a reference cycle (its ctypes thunk calls its own bound
+    # method): collect cyclic garbage before each RSS reading, or a GC that has
+    # not run yet (free-threaded builds run it less often) reads as a leak.
+    gc.collect()
     rss_before = rss_bytes()
 
     results: list[dict[str, int]] = []
@@ -180,5 +185,6 @@ def test_100k_random_dispatches_on_the_pool(explicit_pools: dict[int, native.Poo
     while thread_ids() != threads_before and time.monotonic() < deadline:
         time.sleep(0.01)
     assert thread_ids() == threads_before
+    gc.collect()
     growth = rss_bytes() - rss_before
     assert growth < RSS_SLACK, f"RSS grew by {growth} bytes over {DISPATCHES} dispatches"

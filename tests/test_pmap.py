@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import manycore
-from manycore import TaskError, WorkerCrashed, pmap, pstarmap
+from manycore import TaskError, WorkerCrashed, _build, pmap, pstarmap
 
 BACKENDS = ["serial", "threads", "processes", "native"]
 
@@ -393,10 +393,14 @@ def test_auto_keeps_trivial_work_serial_and_sends_waiting_work_to_threads(capsys
     assert "backend=threads" in capsys.readouterr().err
 
 
-def test_auto_sends_cpu_bound_python_to_processes(capsys) -> None:
+def test_auto_sends_cpu_bound_python_to_processes_or_to_threads_without_the_gil(capsys) -> None:
     out = list(pmap(cpu_heavy, range(24), explain=True))
     assert out == [cpu_heavy(x) for x in range(24)]
-    assert "backend=processes" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    if _build.gil_enabled():
+        assert "backend=processes" in err
+    else:  # free-threaded build, GIL off: threads run Python in parallel
+        assert "backend=threads" in err and "free-threaded build with the GIL off" in err
 
 
 def test_auto_decision_is_cached(capsys) -> None:
@@ -417,7 +421,8 @@ CTRL_C_SCRIPT = textwrap.dedent(
         time.sleep(30)
         return x
 
-    threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    main = threading.main_thread().ident
+    threading.Timer(1.0, lambda: signal.pthread_kill(main, signal.SIGINT)).start()
     t0 = time.monotonic()
     try:
         list(manycore.pmap(slow, range(8), backend=sys.argv[1], workers=2, chunksize=1))

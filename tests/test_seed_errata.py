@@ -495,7 +495,19 @@ def build_cython(tmp_path: Path, name: str, source: str, *, openmp: bool = False
     pyx.write_text(source, encoding="utf-8")
     c_file = tmp_path / f"{name}.c"
     cy = subprocess.run(
-        [sys.executable, "-m", "cython", "-3", str(pyx), "-o", str(c_file)],
+        # freethreading_compatible: importing it must not turn the GIL back on in
+        # this test process on a free-threaded build (the modules share no state)
+        [
+            sys.executable,
+            "-m",
+            "cython",
+            "-3",
+            "-X",
+            "freethreading_compatible=True",
+            str(pyx),
+            "-o",
+            str(c_file),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from manycore import native
+from manycore import _build
 from manycore._threadprobe import gil_free_fraction, run_on_threads
 
 
@@ -21,9 +22,14 @@ def test_a_gil_holding_call_leaves_the_watcher_almost_no_time() -> None:
     result, error, share = gil_free_fraction(lambda: python_loop(2_000_000))
     assert error is None
     assert result == python_loop(2_000_000)
-    # The watcher gets the GIL once per switch interval (5 ms) for a few
-    # microseconds: a busy machine can only lower this further.
-    assert share < 0.2, share
+    if _build.gil_enabled():
+        # The watcher gets the GIL once per switch interval (5 ms) for a few
+        # microseconds: a busy machine can only lower this further.
+        assert share < 0.2, share
+    else:
+        # free-threaded, GIL off: Python code holds nothing, the watcher runs
+        # beside it (less than 1.0 when the machine is busy)
+        assert share > 0.1, share
 
 
 @pytest.mark.parametrize("call", ["sleep", "native"])

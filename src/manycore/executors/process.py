@@ -43,8 +43,9 @@ import signal
 import sys
 import threading
 import traceback
+import weakref
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
@@ -82,6 +83,8 @@ def default_workers() -> int:
 # before forking workers so that a forked worker limits them without importing
 # threadpoolctl and scanning its libraries again (5-20 ms per worker start).
 _inherited: tuple[int, int, Any] | None = None  # (parent pid, len(sys.modules) then, controller)
+#: How long terminate() waits for the pool to fail the futures its killed workers ran.
+_TERMINATE_SETTLE_S = 30.0
 _INNER_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
 
@@ -246,6 +249,8 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
         self._private_engines: set[Any] = set()  # engines of pmaps that overlapped another
         self._engine_lock = threading.Lock()
         self._pid = os.getpid()
+        self._submitted: weakref.WeakSet[Future[Any]] = weakref.WeakSet()  # for terminate()
+        self._submitted_lock = threading.Lock()
         kwargs: dict[str, Any] = {}
         if max_tasks_per_child is not None:
             kwargs["max_tasks_per_child"] = max_tasks_per_child
@@ -297,6 +302,8 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
         if segments:
             future.add_done_callback(_release_segments(segments))
         self._watch(future)
+        with self._submitted_lock:
+            self._submitted.add(future)
         return future
 
     def _start_workers_as_submit_does(self) -> None:
@@ -322,7 +329,11 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
         super().shutdown(wait=wait, cancel_futures=cancel_futures)
 
     def terminate(self) -> None:
-        """Cancel queued work and kill the workers now (what Ctrl-C in a ``with`` block does)."""
+        """Cancel queued work and kill the workers now (what Ctrl-C in a ``with`` block does).
+
+        On return every future is done: queued ones cancelled, running ones
+        failed with ``BrokenProcessPool``.
+        """
         processes = list((self._processes or {}).values())
         self.shutdown(wait=False, cancel_futures=True)
         for p in processes:
@@ -330,6 +341,12 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
                 p.kill()
         for p in processes:
             p.join(timeout=5)
+        # The pool's manager thread sees the dead workers and fails the running
+        # futures (BrokenProcessPool) soon after: wait for that, so that every
+        # future is done on return.
+        with self._submitted_lock:
+            pending = [f for f in self._submitted if not f.done()]
+        wait(pending, timeout=_TERMINATE_SETTLE_S)
 
     def _interrupted_exit(self) -> None:
         self.terminate()  # Ctrl-C in a ``with`` block: running work is killed too
