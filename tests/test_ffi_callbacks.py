@@ -10,7 +10,6 @@ Python body and re-raise it after the region; later chunks return at once.
 from __future__ import annotations
 
 import ctypes
-import itertools
 import math
 import sys
 import threading

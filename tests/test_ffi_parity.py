@@ -18,8 +18,8 @@ import pytest
 from ffi_support import BINDINGS, FFI_BINDINGS, FORMATS, random_array, same
 from manycore import _errors, _kernel_args, _native, native
 from manycore.ffi import _face, _header, ctypes_core
-from optional import import_or_skip
 from native_support import KINDS, as_kind
+from optional import import_or_skip
 
 SIZES = [0, 1, 7, 4097, 65537, 131_101]  # 131_101: prime, above the pool threshold
 

@@ -400,7 +400,8 @@ def test_auto_sends_cpu_bound_python_to_processes_or_to_threads_without_the_gil(
     if _build.gil_enabled():
         assert "backend=processes" in err
     else:  # free-threaded build, GIL off: threads run Python in parallel
-        assert "backend=threads" in err and "free-threaded build with the GIL off" in err
+        assert "backend=threads" in err
+        assert "free-threaded build with the GIL off" in err
 
 
 def test_auto_decision_is_cached(capsys) -> None:

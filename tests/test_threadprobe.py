@@ -6,8 +6,7 @@ import time
 
 import pytest
 
-from manycore import native
-from manycore import _build
+from manycore import _build, native
 from manycore._threadprobe import gil_free_fraction, run_on_threads
 
 
