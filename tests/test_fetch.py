@@ -26,7 +26,9 @@ from manycore.fetch import FetchResult, afetch_all, fetch_all, process_data
 pytestmark = pytest.mark.timeout(60)
 
 # Hang guard: a call bounded by X seconds must be back within X + SLACK_S (not a performance bar).
-SLACK_S = 1.0
+# The failure it catches is a bound that does not hold: the calls then run into timeout_s=30.
+# 1 s was too little on a loaded 2-core machine (free-threaded 3.13t beside another test run).
+SLACK_S = 5.0
 
 
 @pytest.fixture(scope="module")

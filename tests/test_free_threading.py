@@ -272,3 +272,17 @@ def test_threads_really_overlap_python_when_the_gil_is_off() -> None:
         assert share < 0.2  # the GIL holder lets the watcher in once per switch interval
     else:
         assert share > 0.1  # the watcher ran beside it (less than 1.0 on a busy machine)
+
+
+def test_bench_threads_verdict_comes_from_the_measurement() -> None:
+    from manycore.bench import machine_facts
+    from manycore.bench.gil import threads_verdict
+
+    assert threads_verdict(1.9, gil_on=False) == "ran Python in parallel (GIL off)"
+    assert threads_verdict(1.9, gil_on=True) == "ran Python in parallel"  # the numbers win over the build
+    assert threads_verdict(1.0, gil_on=True) == "serialised by the GIL"
+    assert threads_verdict(1.05, gil_on=False) == "no parallel speed-up measured (GIL off)"
+    facts = machine_facts()
+    assert facts["python_build"] == _build.describe()
+    assert facts["free_threaded_build"] is FREE_THREADED
+    assert facts["gil_enabled"] is _build.gil_enabled()

@@ -71,6 +71,7 @@ also logs them.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import functools
 import importlib
 import importlib.util
@@ -82,6 +83,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
+from .. import _build
 from ._contract import ManycoreExecutor, attach_traceback, check_max_workers, register_exit_hook
 
 __all__ = ["DaskExecutor"]
@@ -163,7 +165,8 @@ class DaskExecutor(ManycoreExecutor):
                 "dashboard_address": "127.0.0.1:0",
                 **(cluster_options.get("scheduler_kwargs") or {}),
             }
-            self._cluster = distributed.LocalCluster(**settings)
+            with _profiler_settings():
+                self._cluster = distributed.LocalCluster(**settings)
             try:
                 self._client = distributed.Client(self._cluster, **options)
             except BaseException:
@@ -363,6 +366,23 @@ class DaskExecutor(ManycoreExecutor):
 
 
 _live_executors: weakref.WeakSet[DaskExecutor] = weakref.WeakSet()
+
+
+def _profiler_settings() -> Any:
+    """Dask config for the cluster a DaskExecutor starts.
+
+    Dask's statistical profiler samples other threads' Python frames from a
+    thread of its own (``sys._current_frames()``).  On a free-threaded build
+    with the GIL off that reads frames while their threads run them, and the
+    scheduler process segfaults (seen on 3.13t in distributed's
+    ``profile.identifier``).  There it is switched off, for the scheduler in
+    this process and for the workers, which get the config from their nannies.
+    """
+    import dask
+
+    if _build.gil_enabled():
+        return contextlib.nullcontext()
+    return dask.config.set({"distributed.worker.profile.enabled": False})
 
 
 def _finish_at_exit() -> None:
