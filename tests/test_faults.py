@@ -431,13 +431,21 @@ def scenario_ctrl_c_in_with_block(backend: str) -> None:
             # another thread, and then the main thread, blocked in a Python lock,
             # only sees it when its wait ends (seen on 3.13t: 60 s late).
             signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+            if backend in ("threads", "native", "dask"):
+                # The running calls wait at the gate until Ctrl-C has cancelled the
+                # queue, so a slow signal on a busy machine cannot let them all run.
+                deadline = time.monotonic() + HANG_GUARD_S
+                while sum(f.cancelled() for f in futures) < 4 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                gate.open()
 
-        threading.Thread(target=interrupt, daemon=True).start()
+        interrupter = threading.Thread(target=interrupt, daemon=True)
         futures: list[cf.Future[Any]] = []
         options: dict[str, Any] = {"max_workers": 2}
         try:
             with get_executor(backend, **options) as executor:
                 if backend == "serial":
+                    interrupter.start()
                     submitted.set()
                     executor.submit(announced_sleep, gate.dir, HANG_GUARD_S, 0)  # interrupted inside
                 elif backend == "processes":
@@ -449,9 +457,18 @@ def scenario_ctrl_c_in_with_block(backend: str) -> None:
                             for i in range(8)
                         ]
                     else:
-                        futures = [executor.submit(announced_sleep, gate.dir, 0.25, i) for i in range(8)]
+                        futures = [executor.submit(gated, gate.dir, i) for i in range(8)]
+                # started after the submits: the process pool forks its workers in
+                # submit(), and forking while another thread runs Python can leave the
+                # child a lock that thread held (seen as a stuck worker on 3.13t)
+                interrupter.start()
                 submitted.set()
-                threading.Event().wait(HANG_GUARD_S)
+                # Short sleeps, not one long lock wait: a signal that lands just before
+                # the main thread blocks in a lock is seen only when the wait ends (60 s
+                # late, seen on 3.13t); a sleep slice bounds that to 50 ms.
+                deadline = time.monotonic() + HANG_GUARD_S
+                while time.monotonic() < deadline:
+                    time.sleep(0.05)
             raise AssertionError("the with block was not interrupted")
         except KeyboardInterrupt:
             pass

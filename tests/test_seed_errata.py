@@ -24,6 +24,7 @@ import subprocess
 import sys
 import sysconfig
 import threading
+import time
 import warnings
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -126,13 +127,23 @@ def test_e1_unguarded_pool_hangs_under_spawn(tmp_path: Path) -> None:
         text=True,
         start_new_session=True,  # its own process group: we kill it and every worker it spawned
     )
-    try:
-        out, err = proc.communicate(timeout=3)
-        hung = False
-    except subprocess.TimeoutExpired:
-        hung = True
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
+    # Wait for the evidence (a worker's "bootstrapping phase" error), not a fixed time: a
+    # loaded machine may take seconds to spawn the workers.  The script never ends by itself.
+    err_lines: list[str] = []
+    reader = threading.Thread(target=lambda: err_lines.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any("bootstrapping phase" in line for line in list(err_lines)):
+            time.sleep(1.0)  # and give map() a moment it would need to finish, if it could
+            break
+        time.sleep(0.05)
+    hung = proc.poll() is None
+    os.killpg(proc.pid, signal.SIGKILL)
+    out = proc.stdout.read() if proc.stdout else ""  # type: ignore[union-attr]
+    proc.wait()
+    reader.join(10)
+    err = "".join(err_lines)
     assert hung, "Pool replaces the workers that die at start-up, so map() never returns"
     assert "Squared results" not in out
     assert "bootstrapping phase" in err

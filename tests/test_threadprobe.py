@@ -36,7 +36,7 @@ def test_a_gil_releasing_call_lets_the_watcher_run(call: str) -> None:
     fn = (
         (lambda: time.sleep(0.1))
         if call == "sleep"
-        else (lambda: native.sum_of_squares(3 * 10**8, threads=1))
+        else (lambda: native.sum_of_squares(2 * 10**9, threads=1))  # ~0.1 s: many scheduler slices
     )
     _, error, share = gil_free_fraction(fn)
     assert error is None

@@ -74,6 +74,7 @@ def gil_free_fraction(call: Callable[[], T]) -> tuple[T | None, BaseException | 
     done = threading.Event()
 
     def run() -> None:
+        outcome["t0"] = time.perf_counter()
         started.set()
         try:
             outcome["result"] = call()
@@ -86,7 +87,10 @@ def gil_free_fraction(call: Callable[[], T]) -> tuple[T | None, BaseException | 
     thread.start()
     started.wait()
     ran = 0.0
-    begin = last = time.perf_counter()
+    # The window starts when the call starts, not when this thread got back
+    # from started.wait(): time the call ran before this thread could watch
+    # (it held the GIL, or the machine was busy) counts as a gap.
+    begin = last = outcome["t0"]
     while not done.is_set():
         time.sleep(0)  # drop the GIL: a GIL-holding call keeps it for a switch interval
         now = time.perf_counter()
@@ -94,5 +98,7 @@ def gil_free_fraction(call: Callable[[], T]) -> tuple[T | None, BaseException | 
             ran += now - last
         last = now
     thread.join()
+    if last == begin:  # done before this thread watched at all: all of it was a gap
+        last = time.perf_counter()
     wall = last - begin
     return outcome.get("result"), outcome.get("error"), (ran / wall if wall > 0 else 0.0)
