@@ -6,7 +6,6 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
@@ -49,21 +48,15 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from manycore import _build
+
+    # On a free-threaded build, anything imported during the run that turned the GIL back on
+    # (a module without free-threading support: see its RuntimeWarning) fails the run.
+    if _build.free_threaded_build() and "PYTHON_GIL" not in os.environ and _build.gil_enabled():
+        print("\nthe GIL was turned back on during the test run", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if _unexpected_skips:
         print("\nskipped without an allowed reason (MANYCORE_ALLOWED_SKIPS):", file=sys.stderr)
         for line in _unexpected_skips:
             print("  " + line, file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int) -> None:
-    """On a free-threaded build, fail the run if anything imported in it turned the GIL back on."""
-    from manycore import _build
-
-    if _build.free_threaded_build() and "PYTHON_GIL" not in os.environ and _build.gil_enabled():
-        terminalreporter.write_line(
-            "the GIL was turned back on during the test run: a module imported without declaring "
-            "free-threading support (see the RuntimeWarning above)",
-            red=True,
-        )
-        terminalreporter._session.exitstatus = pytest.ExitCode.TESTS_FAILED

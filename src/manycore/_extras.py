@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from types import ModuleType
 
 from . import _build
@@ -21,8 +22,6 @@ class MissingExtraError(ImportError):
 
 def missing_reason(module: str, extra: str, feature: str) -> str:
     """Why ``module`` is missing, in words that say what to install (or why it cannot be)."""
-    import sys
-
     text = f"{feature} needs {module}, which is not installed: pip install 'manycore[{extra}]'"
     if (
         _build.free_threaded_build()
