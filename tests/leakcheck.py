@@ -80,6 +80,31 @@ def child_processes(pid: int | None = None) -> dict[int, str]:
     return {p: f"{state} {cmd}" for p, (ppid, state, cmd) in process_table().items() if ppid == me}
 
 
+def _is_forkserver(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"multiprocessing.forkserver" in f.read()
+    except OSError:
+        return False
+
+
+def worker_processes(pid: int | None = None) -> dict[int, str]:
+    """Like :func:`child_processes`, but a forkserver counts as a helper, and its children as ours.
+
+    Workers started with forkserver are children of the server (a process
+    that lives as long as its parent, as the resource tracker does), not of
+    the process that asked for them.
+    """
+    me = os.getpid() if pid is None else pid
+    table = process_table()
+    servers = {p for p, (ppid, _, _) in table.items() if ppid == me and _is_forkserver(p)}
+    return {
+        p: f"{state} {cmd}"
+        for p, (ppid, state, cmd) in table.items()
+        if (ppid == me and p not in servers) or ppid in servers
+    }
+
+
 def descendants(pid: int | None = None) -> set[int]:
     """Every process below ``pid`` (default: this process) in the process tree."""
     root = os.getpid() if pid is None else pid
@@ -242,7 +267,7 @@ class LeakCheck:
         gc.collect()
         self._threads = thread_ids()
         self._fds = set(open_fds().items())
-        self._children = set(child_processes())
+        self._children = set(worker_processes())
         _recorders.append(self.created_shm)
         return self
 
@@ -253,7 +278,7 @@ class LeakCheck:
         if self.check_fds:
             found.fds = {fd: t for fd, t in open_fds().items() if (fd, t) not in self._fds}
         if self.check_children:
-            found.children = {p: s for p, s in child_processes().items() if p not in self._children}
+            found.children = {p: s for p, s in worker_processes().items() if p not in self._children}
         if self.check_shm:
             found.shm = {n for n in self.created_shm if os.path.exists(os.path.join(DEV_SHM, n))}
         return found
@@ -283,15 +308,17 @@ def warm_up() -> None:
     """Create the long-lived helpers the libraries start lazily, so checks do not count them.
 
     The native default pool (one thread per CPU), multiprocessing's resource
-    tracker (a child process started by the first shared-memory segment) and
+    tracker (a child process started by the first shared-memory segment), its
+    fork server (started by the first worker started while other threads run) and
     its shared-memory heap (an arena file kept open once the first
     ``RawArray``/``Value`` is allocated, as pmap's engine does).
     """
     import multiprocessing
-    from multiprocessing import resource_tracker
+    from multiprocessing import forkserver, resource_tracker
 
     from manycore import native
 
     native.default_pool()
     resource_tracker.ensure_running()
+    forkserver.ensure_running()  # workers start with it while other threads run Python
     multiprocessing.RawArray("q", 64)

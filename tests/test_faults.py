@@ -21,6 +21,7 @@ import ctypes
 import functools
 import gc
 import json
+import multiprocessing
 import os
 import pickle
 import resource
@@ -42,15 +43,15 @@ import pytest
 from fault_support import HANG_GUARD_S, POLL_S, Gate, run_scenario
 from leakcheck import (
     LeakCheck,
-    child_processes,
     peak_rss_bytes,
     reset_peak_rss,
     rss_bytes,
     thread_ids,
     traced_growth,
     warm_up,
+    worker_processes,
 )
-from manycore import TaskError, WorkerCrashed, _build, pmap
+from manycore import TaskError, WorkerCrashed, pmap
 from manycore.executors import ProcessExecutor, ThreadExecutor, get_executor
 from manycore.executors.process import UnpicklableError
 from manycore.patterns import Pipeline, RemoteError, WorkerDied
@@ -360,7 +361,7 @@ def test_memory_error_in_thread_backends_is_an_ordinary_exception() -> None:
 # ================================================================ Ctrl-C
 def scenario_sigint_during_pmap(backend: str, target: str) -> None:
     warm_up()
-    before_children = set(child_processes())
+    before_children = set(worker_processes())
     before_threads = thread_ids()
     with tempfile.TemporaryDirectory() as tmp:
         gate = Gate(tmp)
@@ -386,9 +387,9 @@ def scenario_sigint_during_pmap(backend: str, target: str) -> None:
             raise AssertionError("pmap finished although Ctrl-C was pressed")
         # No worker process survives the interrupted map (a /proc scan, not multiprocessing's view).
         deadline = time.monotonic() + HANG_GUARD_S
-        while set(child_processes()) - before_children and time.monotonic() < deadline:
+        while set(worker_processes()) - before_children and time.monotonic() < deadline:
             time.sleep(POLL_S)
-        assert set(child_processes()) - before_children == set(), child_processes()
+        assert set(worker_processes()) - before_children == set(), worker_processes()
         started = len(gate.started())
         gate.open()  # thread workers cannot be killed: let the two running calls finish
         deadline = time.monotonic() + HANG_GUARD_S
@@ -419,7 +420,7 @@ def test_sigint_during_pmap_stops_it_without_orphans(backend: str, target: str) 
 
 def scenario_ctrl_c_in_with_block(backend: str) -> None:
     """Ctrl-C while the caller waits inside ``with executor:`` (2 workers busy, more work queued)."""
-    before_children = set(child_processes())
+    before_children = set(worker_processes())
     with tempfile.TemporaryDirectory() as tmp:
         gate = Gate(tmp)
         submitted = threading.Event()
@@ -477,7 +478,7 @@ def scenario_ctrl_c_in_with_block(backend: str) -> None:
             assert all(f.done() for f in futures)
             assert not any(f.done() and not f.cancelled() and f.exception() is None for f in futures)
             assert sum(f.cancelled() for f in futures) >= len(futures) - 2 - 3  # minus running and prefetched
-            assert set(child_processes()) - before_children == set(), child_processes()
+            assert set(worker_processes()) - before_children == set(), worker_processes()
         elif backend != "serial":
             # __exit__ by Ctrl-C is shutdown(wait=True, cancel_futures=True) (asyncio also cancels
             # the running coroutines): the queue does not run first; nothing is left pending.
@@ -840,15 +841,6 @@ def scenario_nested_executors() -> None:
             assert processes.submit(pmap_sum, 50).result(timeout=HANG_GUARD_S) == SUM_SQUARES_50
 
 
-# Known bug, free-threaded builds only: pools fork their workers while other
-# threads run Python, and on 3.13t a forked child can inherit a lock one of
-# them held and hang (this scenario hung 1 of 4 full runs there).  The fix is
-# issue 17's rule: fork only a single-threaded process, else use forkserver.
-@pytest.mark.skipif(
-    _build.free_threaded_build(),
-    reason="fork() with other threads running can deadlock the child on free-threaded 3.13 "
-    "(known bug, issue 17: forkserver when the parent has threads)",
-)
 def test_nested_executors() -> None:
     scenario("nested_executors")
 
@@ -874,6 +866,89 @@ def test_forced_processes_inside_a_pmap_worker_is_refused() -> None:
 def test_nested_auto_pmap_inside_a_pmap_worker() -> None:
     """backend="auto" inside a pmap worker must not pick a backend that cannot run there."""
     scenario("nested_pmap_in_pmap_worker")
+
+
+# ================================================================ a lock held by another thread at pool start
+_SHARED_LOCK = threading.Lock()
+
+
+def under_shared_lock(x: int) -> int:
+    """A task that needs a lock of the caller's process: a forked worker inherits it as it was."""
+    if not _SHARED_LOCK.acquire(timeout=HANG_GUARD_S / 3):
+        raise AssertionError("the worker inherited the lock held (forked while another thread held it)")
+    _SHARED_LOCK.release()
+    return x * x
+
+
+def scenario_lock_held_by_another_thread_at_pool_start() -> None:
+    from manycore._workers import other_python_threads
+
+    warm_up()
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with _SHARED_LOCK:
+            held.set()
+            release.wait(HANG_GUARD_S)
+
+    with LeakCheck():
+        thread = threading.Thread(target=holder, name="lock-holder")
+        thread.start()
+        held.wait(HANG_GUARD_S)
+        try:
+            assert other_python_threads() == ["lock-holder"], other_python_threads()
+            assert list(pmap(under_shared_lock, range(6), backend="processes", workers=2)) == [
+                x * x for x in range(6)
+            ]
+            with ProcessExecutor(2) as executor:
+                assert executor.mp_context.get_start_method() != "fork"
+                assert list(executor.map(under_shared_lock, range(4))) == [0, 1, 4, 9]
+            run = Pipeline(under_shared_lock, workers=2, kind="process").run(range(4))
+            assert sorted(run) == [0, 1, 4, 9]
+        finally:
+            release.set()
+            thread.join(HANG_GUARD_S)
+        # single-threaded again: fork, the fast start, comes back
+        with ProcessExecutor(2) as executor:
+            assert executor.mp_context.get_start_method() == multiprocessing.get_start_method()
+            assert list(executor.map(under_shared_lock, range(4))) == [0, 1, 4, 9]
+
+
+def test_a_lock_held_by_another_thread_at_pool_start_does_not_hang_the_workers() -> None:
+    """No process is forked while another thread runs Python (it could hold a lock the task needs):
+    pmap's engine, ProcessExecutor and Pipeline process stages start such workers with forkserver."""
+    scenario("lock_held_by_another_thread_at_pool_start")
+
+
+_FILELESS_MAIN = """
+import threading
+from manycore import ProcessExecutor, pmap
+
+def triple(x):
+    return 3 * x
+
+stop = threading.Event()
+threading.Thread(target=stop.wait, name="idle").start()  # fork is off: forkserver workers
+try:
+    assert list(pmap(triple, range(5), backend="processes", workers=2)) == [0, 3, 6, 9, 12]
+    with ProcessExecutor(2) as executor:
+        assert executor.submit(triple, 7).result(timeout=60) == 21
+finally:
+    stop.set()
+print("ok")
+"""
+
+
+def test_functions_of_a_fileless_main_reach_forkserver_workers() -> None:
+    """`python -c`, a REPL, a notebook: workers that were not forked have no such __main__;
+    its functions travel by value."""
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _FILELESS_MAIN], capture_output=True, text=True, timeout=HANG_GUARD_S * 2
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "ok", proc.stdout
 
 
 # ================================================================ fork after threads started
@@ -944,7 +1019,7 @@ def scenario_fork_after_threads_started() -> None:
         task = async_announced_sleep if name == "asyncio" else announced_sleep
         state[name].submit(task, tempfile.gettempdir(), 0.0, 0).result(timeout=HANG_GUARD_S)
     assert list(state["processes"].pmap(square, range(20))) == [x * x for x in range(20)]  # its engine
-    parent_workers = set(child_processes())  # the ProcessExecutor's and its engine's workers
+    parent_workers = set(worker_processes())  # the ProcessExecutor's and its engine's workers
     hammers = [threading.Thread(target=hammer) for _ in range(2)]
     for t in hammers:
         t.start()
@@ -979,7 +1054,7 @@ def scenario_fork_after_threads_started() -> None:
             assert os.waitstatus_to_exitcode(status) == 0, f"round {round_}: child failed"
             results.append(json.loads(report))
         # The children's shutdown() of their copies left the parent's workers alone.
-        assert parent_workers <= set(child_processes()), (parent_workers, child_processes())
+        assert parent_workers <= set(worker_processes()), (parent_workers, worker_processes())
         assert list(state["processes"].pmap(square, range(20))) == [x * x for x in range(20)]
         assert state["processes"].submit(square, 5).result(timeout=HANG_GUARD_S) == 25
     finally:

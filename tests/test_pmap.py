@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import multiprocessing
 import operator
 import os
 import pickle
@@ -501,12 +502,16 @@ def test_workers_limit_blas_threads_once_a_chunk_ran_long() -> None:
     expected = max(1, len(os.sched_getaffinity(0)) // 2)
     first = 1.5 * LIMIT_INNER_AFTER_S
     # one chunk per worker that runs long, then one more item each
-    got = list(pmap(blas_threads_after, [first, first, 0, 0], backend="processes", workers=2, chunksize=1))
+    # forked workers, whatever threads other tests left running (else forkserver: a fresh OpenBLAS)
+    fork = multiprocessing.get_context("fork")
+    with manycore.ProcessExecutor(2, mp_context=fork) as ex:
+        got = list(ex.pmap(blas_threads_after, [first, first, 0, 0], chunksize=1))
     assert all(got), got  # OpenBLAS seen in every worker
     assert got[2:] == [[expected], [expected]], got
     # a short map never limits: its workers keep the parent's setting
     parent = blas_threads_after(0)
-    short = list(pmap(blas_threads_after, [0, 0], backend="processes", workers=2, chunksize=1))
+    with manycore.ProcessExecutor(2, mp_context=fork) as ex:
+        short = list(ex.pmap(blas_threads_after, [0, 0], chunksize=1))
     assert short == [parent, parent], short
 
 

@@ -192,17 +192,25 @@ os._exit(0)
 """
 
 
-def unit_version_facts(timeout_s: float = 30.0) -> dict[str, Any]:
-    """Run the unit's program in a child process, watched, and report what state it leaves."""
+def unit_version_facts(timeout_s: float = 30.0, attempts: int = 3) -> dict[str, Any]:
+    """Run the unit's program in a child process, watched, and report what state it leaves.
+
+    The unit's thread may run through its freed callback while the child
+    writes its report (undefined behaviour: a crash, or anything else), so a
+    child that reported nothing is run again, up to ``attempts`` times.
+    """
     code = f"UNIT_SOURCE = {UNIT_SOURCE!r}\n{_OBSERVER}"
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout_s, check=False
-    )
-    for line in proc.stdout.splitlines():
-        if line.startswith("FACTS "):
-            facts: dict[str, Any] = json.loads(line[len("FACTS ") :])
-            return facts
-    raise RuntimeError(f"the observed child reported nothing (exit {proc.returncode}): {proc.stderr[-500:]}")
+    outcomes = []
+    for _ in range(attempts):
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+        for line in proc.stdout.splitlines():
+            if line.startswith("FACTS "):
+                facts: dict[str, Any] = json.loads(line[len("FACTS ") :])
+                return facts
+        outcomes.append(f"exit {proc.returncode}: {proc.stderr[-300:]!r}")
+    raise RuntimeError(f"the observed child reported nothing in {attempts} runs ({'; '.join(outcomes)})")
 
 
 def unit_version_runs(runs: int, timeout_s: float = 30.0) -> int:

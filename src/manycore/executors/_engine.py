@@ -33,6 +33,7 @@ import itertools
 import multiprocessing
 import os
 import pickle
+import sys
 import threading
 import time
 from collections import deque
@@ -42,6 +43,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait as mp_wait
 from typing import Any
 
+from .._workers import start_context
 from . import _serialize
 from ._batches import Batch, Failures, Input, run_chunk
 from ._contract import WorkerCrashed
@@ -55,6 +57,19 @@ AHEAD_BELOW_S = 0.005
 #: A worker limits its BLAS/OpenMP pools after the first chunk (or item) that
 #: ran this long: short maps never pay the cost (see limit_inner_threads).
 LIMIT_INNER_AFTER_S = 0.1
+
+
+def _startup_hint(method: str) -> str:
+    """What usually kills workers before their first item, for the start method they had."""
+    hint = "is the initializer failing?"
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if method in ("forkserver", "spawn") and main_file is not None:
+        hint += (
+            f" They started with {method} (see manycore._workers: other threads were running), "
+            f"which runs the main module {main_file} again in each worker: code that starts "
+            'processes there must sit under `if __name__ == "__main__":`'
+        )
+    return hint
 
 
 def _portable_value(value: Any, what: str) -> Any:
@@ -189,6 +204,7 @@ class _Worker:
     process: Any
     conn: Any
     slot: int
+    start_method: str
     fn_id: int = -1
     chunk: _Chunk | None = None  # the chunk it runs (or ran: its results are being read)
     queued: _Chunk | None = None  # a small fast chunk sent ahead, waiting in its pipe
@@ -209,6 +225,7 @@ class ProcessEngine:
         inner_threads: int | None = None,
     ) -> None:
         self.workers = workers
+        self._requested = mp_context  # each worker's own start: _workers.start_context
         self._ctx = mp_context or multiprocessing.get_context()
         self._init = init
         self._inner = inner_threads
@@ -230,18 +247,20 @@ class ProcessEngine:
 
     # ------------------------------------------------------------ workers
     def _spawn(self, slot: int) -> _Worker:
-        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        carried = self._init.initargs if self._init is not None else ()
+        ctx: Any = start_context(self._requested, carried)  # fork only while no other thread runs Python
+        parent_conn, child_conn = ctx.Pipe(duplex=True)
         self._slot_state[slot] = _IDLE
-        process = self._ctx.Process(
+        process = ctx.Process(
             target=worker_main,
             args=(child_conn, slot, self._slot_state, self._slot_start, self._init, self._inner),
             name=f"manycore-worker-{slot}",
             daemon=True,
         )
-        with forking(self._ctx, self._inner):
+        with forking(ctx, self._inner):
             process.start()
         child_conn.close()
-        worker = _Worker(process, parent_conn, slot)
+        worker = _Worker(process, parent_conn, slot, ctx.get_start_method())
         self._pool[slot] = worker
         return worker
 
@@ -447,7 +466,7 @@ class ProcessEngine:
                         raise BrokenProcessPool(
                             f"worker processes keep dying before running any item "
                             f"(last one {WorkerCrashed.describe_exit(exitcode)}); "
-                            "is the initializer failing?"
+                            f"{_startup_hint(worker.start_method)}"
                         )
 
                 if deadline is not None and time.monotonic() >= deadline:

@@ -2,6 +2,11 @@
 
 * Functions, lambdas and closures are pickled with cloudpickle, so anything
   defined interactively or inside a function can run in a worker process.
+  So is anything plain pickle would send as a reference into ``__main__``
+  when ``__main__`` has no file (a REPL, a notebook, ``python -c``): a worker
+  that was not forked (forkserver, spawn) could not find it.  When
+  cloudpickle cannot take it, the reference is sent (it works in a forked
+  worker).
 * Buffers (NumPy arrays, ...) of at least :data:`SHARED_MEMORY_MIN_BYTES` are
   not copied through the pipe: pickle protocol 5 hands them out of band, the
   parent copies them once into a ``multiprocessing.shared_memory`` segment and
@@ -16,6 +21,7 @@ from __future__ import annotations
 import mmap
 import os
 import pickle
+import sys
 from multiprocessing import shared_memory
 from typing import Any, cast
 
@@ -30,9 +36,25 @@ _DEV_SHM = "/dev/shm"
 def dumps(obj: Any) -> bytes:
     """``obj`` as bytes: the C pickler when it can, cloudpickle (lambdas, closures) otherwise."""
     try:
-        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:
         return cast(bytes, cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+    if _refers_to_fileless_main(data):
+        try:
+            return cast(bytes, cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+        except Exception:
+            pass
+    return data
+
+
+# Plain pickle refers to functions and classes of ``__main__`` by name; cloudpickle
+# sends them by value.  A stray match (the string in the data) only costs a
+# cloudpickle pass.
+_MAIN = b"__main__"
+
+
+def _refers_to_fileless_main(data: bytes) -> bool:
+    return _MAIN in data and getattr(sys.modules.get("__main__"), "__file__", None) is None
 
 
 def loads(data: bytes) -> Any:
@@ -51,19 +73,36 @@ def dumps_shared(obj: Any, segments: list[shared_memory.SharedMemory]) -> tuple[
     the caller releases) and sent out of band.  No Python code runs per
     object, so plain data pickles at C speed.
     """
-    for pickler in (pickle.dumps, cloudpickle.dumps):
-        created = len(segments)
-        meta: list[Segment] = []
-        try:
-            data = pickler(obj, protocol=5, buffer_callback=_mover(segments, meta))
-            return cast(bytes, data), meta
-        except Exception:
-            extra = segments[created:]
-            del segments[created:]
-            release(extra)
-            if pickler is cloudpickle.dumps:
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
+    created = len(segments)
+    try:
+        data, meta = _pickled_shared(pickle.dumps, obj, segments)
+    except Exception:
+        return _pickled_shared(cloudpickle.dumps, obj, segments)
+    if not _refers_to_fileless_main(data):
+        return data, meta
+    plain_end = len(segments)
+    try:
+        by_value = _pickled_shared(cloudpickle.dumps, obj, segments)
+    except Exception:
+        return data, meta  # the reference: works in a forked worker
+    release(segments[created:plain_end])
+    del segments[created:plain_end]
+    return by_value
+
+
+def _pickled_shared(
+    pickler: Any, obj: Any, segments: list[shared_memory.SharedMemory]
+) -> tuple[bytes, list[Segment]]:
+    created = len(segments)
+    meta: list[Segment] = []
+    try:
+        data = pickler(obj, protocol=5, buffer_callback=_mover(segments, meta))
+    except Exception:
+        extra = segments[created:]
+        del segments[created:]
+        release(extra)
+        raise
+    return cast(bytes, data), meta
 
 
 def _mover(segments: list[shared_memory.SharedMemory], meta: list[Segment]) -> Any:

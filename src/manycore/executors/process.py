@@ -27,6 +27,12 @@ dies), plus:
   the workers instead of waiting for running tasks.
 * ``pmap`` runs on a fault-tolerant engine (per-task timeouts that kill only
   the stuck worker, crash reports per item) with this executor's settings.
+* **fork only when it cannot deadlock**: when the default start method is
+  ``fork`` (Linux before 3.14) and no ``mp_context`` is given, the workers
+  are forked only if no other thread of the caller runs Python when the
+  executor is created; otherwise they start with ``forkserver`` (a lock
+  another thread held at fork time would stay held in the worker for ever).
+  ``mp_context`` tells which one was chosen.
 * **fork**: the copy of the executor in a forked child refuses ``submit``
   and ``pmap`` with ``RuntimeError`` (the stdlib pool accepts the call and
   never runs it: its management thread is in the parent), and its
@@ -51,6 +57,7 @@ from typing import Any, TypeVar
 
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
+from .._workers import start_context
 from . import _serialize
 from ._contract import ManycoreExecutor, NotifyCancelledOnShutdown, check_max_workers
 
@@ -251,9 +258,14 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
         self._pid = os.getpid()
         self._submitted: weakref.WeakSet[Future[Any]] = weakref.WeakSet()  # for terminate()
         self._submitted_lock = threading.Lock()
+        self._requested_context = mp_context
         kwargs: dict[str, Any] = {}
         if max_tasks_per_child is not None:
-            kwargs["max_tasks_per_child"] = max_tasks_per_child
+            kwargs["max_tasks_per_child"] = max_tasks_per_child  # the stdlib checks it with mp_context
+        else:
+            mp_context = start_context(
+                mp_context, self._user_initargs
+            )  # fork only when no thread runs Python
         super().__init__(
             max_workers=workers,
             mp_context=mp_context,
@@ -261,6 +273,8 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
             initargs=(self._init, self._inner_threads),
             **kwargs,
         )
+        if max_tasks_per_child is not None:
+            self._requested_context = self._mp_context  # the stdlib's choice (spawn by default)
 
     def _spawn_process(self) -> None:
         # where the stdlib starts each worker (3.9+): see forking()
@@ -356,7 +370,7 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
 
         return ProcessEngine(
             workers=self.max_workers,
-            mp_context=self._mp_context,
+            mp_context=self._requested_context,  # None: the engine applies the start rule per worker
             init=self._init,
             inner_threads=self._inner_threads,
         )

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from .._workers import start_context
+
 
 def context(ctx: BaseContext | None) -> BaseContext:
-    """``ctx``, or the default context (the default start method) if None."""
-    return ctx if ctx is not None else multiprocessing.get_context()
+    """``ctx`` or the default context, with ``fork`` only while no other thread runs Python.
+
+    See :mod:`manycore._workers._start`: a fork context becomes forkserver
+    when the process runs other Python threads.
+    """
+    return start_context(ctx)
 
 
 def new_process(

@@ -64,8 +64,9 @@ Threads or processes
     ignore SIGINT (Ctrl-C is handled once, here) and are daemonic, so a
     process stage cannot start processes of its own.  Pass ``mp_context`` to
     ``run`` to choose the start method.  Worker processes are started before
-    the run's own threads; the usual caveat of ``fork`` still applies to other
-    threads of your program (a lock one of them holds is copied held).
+    the run's own threads, and ``fork`` (given or the default) is used only
+    while no other thread of your program runs Python (a lock one of them
+    held would be copied held): otherwise they start with ``forkserver``.
 
 A run is an iterator for one consuming thread; ``close()`` may be called from
 any thread.
@@ -289,7 +290,7 @@ class _RunState:
         self.wakeup_r: Any = None
         self.wakeup_w: Any = None
         if any(s.kind == "process" for s in stages):
-            self.ctx = context(mp_context)
+            self.ctx = context(mp_context)  # fork only while no other thread runs Python
             # Written once on stop and never read: stays readable, so every
             # process-stage thread waiting for a result wakes up.
             self.wakeup_r, self.wakeup_w = self.ctx.Pipe(duplex=False)

@@ -1,0 +1,93 @@
+"""Which start method a worker process gets: fork only when nothing can deadlock it.
+
+``fork()`` copies the calling thread only.  A lock that another thread held
+at that moment (a ``threading.Lock`` the tasks need, a logging handler's
+lock, an allocator's lock on the free-threaded build) stays held for ever in
+the child, which then hangs at its first use.  CPython 3.12 warns about fork
+with threads running, and 3.14 made ``forkserver`` the default on Linux.
+
+The rule manycore follows for every process it starts (pmap's engine,
+``ProcessExecutor``, ``Pipeline`` process stages):
+
+* a context the caller passed (``mp_context``) is used as it is, as in the
+  stdlib: queues and locks made with a fork context work only in forked
+  workers, so a caller who made them must get fork;
+* the default context, when its start method is ``fork`` (Linux before
+  3.14, or ``set_start_method("fork")``), is used only while the calling
+  process runs no other Python thread: it is the fast start (no re-import,
+  everything inherited);
+* unless what the worker must carry (``initargs``) holds queues or locks
+  made with the default fork context: those only a forked worker can
+  inherit (the stdlib refuses to send them to any other), so such a worker
+  is forked anyway;
+* otherwise the worker starts with ``forkserver``: a server process started
+  once (by fork and exec, so from a clean single-threaded state) forks each
+  worker from itself; ``spawn`` where forkserver does not exist.
+
+Threads that never run Python (the native pool's workers, BLAS threads) are
+not counted: they hold no lock a child uses, and the libraries that own them
+reset their state at fork (``pthread_atfork``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from multiprocessing.context import BaseContext, set_spawning_popen
+from multiprocessing.reduction import ForkingPickler
+from typing import Any
+
+
+def other_python_threads() -> list[str]:
+    """Names of the live Python threads besides the calling one."""
+    me = threading.current_thread()
+    return [t.name for t in threading.enumerate() if t is not me and t.is_alive()]
+
+
+def start_context(requested: BaseContext | None = None, carried: Any = ()) -> BaseContext:
+    """The context to start a worker process with now; see the module docstring.
+
+    ``carried``: what travels with the worker's start (its ``initargs``).
+    """
+    if requested is not None:
+        return requested
+    ctx = multiprocessing.get_context()
+    if ctx.get_start_method() != "fork" or not other_python_threads() or fork_only(carried):
+        return ctx
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+class _ProbePopen:
+    """Stands in for a starting process while :func:`fork_only` pickles (file descriptors are not sent)."""
+
+    @staticmethod
+    def duplicate_for_child(fd: int) -> int:
+        return fd
+
+    @staticmethod
+    def DupFd(fd: int) -> int:
+        return fd
+
+
+def fork_only(carried: Any) -> bool:
+    """Whether ``carried`` holds a multiprocessing object that only a forked process can inherit.
+
+    Pickles it as multiprocessing does for a process that is not forked: a
+    lock or queue made with a fork context refuses with ``RuntimeError``.
+    Uses ``multiprocessing.context.set_spawning_popen`` (undocumented, the
+    same from 3.4 to 3.14; tests/test_workers.py checks it on every
+    interpreter in CI).
+    """
+    if carried is None or carried == ():
+        return False
+    set_spawning_popen(_ProbePopen())
+    try:
+        ForkingPickler.dumps(carried)
+    except RuntimeError as exc:
+        return "fork context" in str(exc)
+    except Exception:
+        return False  # not ours to report: the real start will
+    finally:
+        set_spawning_popen(None)
+    return False

@@ -1,0 +1,84 @@
+"""The worker-process layer: which start method a worker gets (manycore._workers)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from manycore._workers import other_python_threads, start_context
+from manycore._workers._start import fork_only
+
+HAS_FORK = "fork" in multiprocessing.get_all_start_methods()
+
+
+@pytest.fixture
+def another_thread() -> Iterator[str]:
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, name="another-thread")
+    thread.start()
+    try:
+        yield thread.name
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_other_python_threads_names_the_live_ones_but_not_the_caller(another_thread: str) -> None:
+    names = other_python_threads()
+    assert another_thread in names
+    assert threading.current_thread().name not in names
+
+
+def test_a_given_context_is_used_as_given(another_thread: str) -> None:
+    for method in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context(method)
+        assert start_context(ctx) is ctx
+
+
+@pytest.mark.skipif(not HAS_FORK, reason="no fork on this platform")
+def test_the_default_fork_gives_way_to_forkserver_while_another_thread_runs(
+    another_thread: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method=None: _contexts(method))
+    assert start_context().get_start_method() == "forkserver"
+
+
+@pytest.mark.skipif(not HAS_FORK, reason="no fork on this platform")
+def test_the_default_fork_is_kept_when_the_caller_runs_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method=None: _contexts(method))
+    monkeypatch.setattr("manycore._workers._start.other_python_threads", lambda: [])
+    assert start_context().get_start_method() == "fork"
+
+
+@pytest.mark.skipif(not HAS_FORK, reason="no fork on this platform")
+def test_fork_context_queues_in_initargs_keep_fork(
+    another_thread: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fork = multiprocessing.get_context("fork")
+    queue = fork.Queue()
+    lock = fork.Lock()
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method=None: _contexts(method))
+    assert fork_only((queue,))
+    assert fork_only(("x", {"k": lock}))
+    assert start_context(None, (queue,)).get_start_method() == "fork"
+    queue.close()
+
+
+def test_carried_objects_any_worker_can_take_do_not_force_fork() -> None:
+    spawn = multiprocessing.get_context("spawn")
+    queue = spawn.Queue()
+    assert not fork_only(())
+    assert not fork_only((1, "two", [3.0], queue, spawn.Lock()))
+    assert not fork_only((lambda: None,))  # not picklable at all: the real start reports it
+    queue.close()
+
+
+_real_get_context = multiprocessing.get_context
+
+
+def _contexts(method: str | None) -> multiprocessing.context.BaseContext:
+    """multiprocessing.get_context, with fork as the default (as on Linux before 3.14)."""
+    return _real_get_context(method or "fork")
