@@ -462,7 +462,7 @@ def test_signal_name_of_exit_codes() -> None:
 
 
 def test_known_length_starts_only_the_workers_that_get_a_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
-    from manycore.executors import _engine
+    from manycore._workers import engine as _engine
 
     started: list[int] = []
     spawn = _engine.ProcessEngine._spawn
@@ -496,7 +496,7 @@ def test_workers_limit_blas_threads_once_a_chunk_ran_long() -> None:
     # NumPy's OpenBLAS is loaded here, so forked workers inherit it.  A worker
     # limits it (to cpus // workers) after its first chunk that ran >= 0.1 s:
     # limiting starts OpenBLAS threads that spin, which short maps never pay.
-    from manycore.executors._engine import LIMIT_INNER_AFTER_S
+    from manycore._workers.engine import LIMIT_INNER_AFTER_S
 
     assert np.ones((2, 2)) @ np.ones((2, 2)) is not None
     expected = max(1, len(os.sched_getaffinity(0)) // 2)
@@ -569,7 +569,7 @@ class Doubler:
 )
 @pytest.mark.parametrize("bad", [0, 1, 4_999, 9_999])
 def test_run_chunk_records_the_failed_position_and_goes_on(make, bad: int) -> None:
-    from manycore.executors._batches import run_chunk
+    from manycore._workers.batches import run_chunk
 
     values, failures = run_chunk(make(bad), list(range(10_000)))
     assert len(values) == 10_000
@@ -580,7 +580,7 @@ def test_run_chunk_records_the_failed_position_and_goes_on(make, bad: int) -> No
 
 
 def test_run_chunk_into_continues_an_earlier_run() -> None:
-    from manycore.executors._batches import run_chunk
+    from manycore._workers.batches import run_chunk
 
     first = run_chunk(fail_at({1}), [0, 1, 2])
     values, failures = run_chunk(fail_at({4}), [3, 4, 5], into=first)
@@ -590,7 +590,7 @@ def test_run_chunk_into_continues_an_earlier_run() -> None:
 
 
 def test_run_chunk_lets_keyboard_interrupt_through() -> None:
-    from manycore.executors._batches import run_chunk
+    from manycore._workers.batches import run_chunk
 
     def interrupt(x: int) -> int:
         if x == 2:
@@ -719,3 +719,23 @@ def test_auto_serial_list_close_stops_after_the_probe() -> None:
     rest = list(stream)
     assert rest == list(range(1, len(rest) + 1))  # what was computed before close() only
     assert len(calls) == probed
+
+
+def test_delivery_never_mistakes_a_tuple_result_for_a_batch() -> None:
+    # Results waiting behind a gap that never fills (the input raised) are
+    # delivered in order; single results kept item by item are values, even
+    # when a value is a 2-tuple like the (values, failures) pairs kept beside them.
+    from manycore._map.deliver import Backlog, deliver
+
+    batches = [
+        (range(3, 5), [("a", {}), ("b", {})], {}),  # a contiguous run that overtook items 0-2
+        ([6, 8], [("c", {}), ("d", {})], {}),  # two single results (a careful re-run)
+        ([10, 12], [None, ("e", {})], {0: (ValueError("item 10 failed"), "")}),
+    ]
+    out = deliver(iter(batches), ordered=True, errors="raise", backlog=Backlog(limit=100))
+    assert next(out) == [("a", {}), ("b", {})]
+    assert next(out) == [("c", {})]
+    assert next(out) == [("d", {})]
+    with pytest.raises(ValueError, match="item 10 failed") as info:
+        next(out)
+    assert "raised by item 10 of pmap" in str(getattr(info.value, "__notes__", ""))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import threading
 from collections.abc import Iterator
 
@@ -82,3 +83,43 @@ _real_get_context = multiprocessing.get_context
 def _contexts(method: str | None) -> multiprocessing.context.BaseContext:
     """multiprocessing.get_context, with fork as the default (as on Linux before 3.14)."""
     return _real_get_context(method or "fork")
+
+
+def _raised(exc: BaseException) -> BaseException:
+    try:
+        raise exc
+    except BaseException as caught:
+        return caught
+
+
+def test_a_failure_report_brings_back_the_original_with_its_traceback_text() -> None:
+    from manycore._workers.report import FailureReport
+    from manycore.errors import RemoteTraceback
+
+    report = FailureReport.of(_raised(ValueError("bad 7")))
+    back = pickle.loads(pickle.dumps(report)).exception()
+    assert type(back) is ValueError
+    assert back.args == ("bad 7",)
+    assert isinstance(back.__cause__, RemoteTraceback)
+    assert "_raised" in back.__cause__.tb_text  # the worker-side frames, as text
+
+
+def test_an_exception_that_cannot_come_back_becomes_a_remote_error_naming_it() -> None:
+    from manycore._workers.report import FailureReport, portable
+    from manycore.errors import RemoteError
+
+    class LocalError(Exception):  # no module-level name: cannot be pickled by reference
+        pass
+
+    exc = _raised(LocalError("1-2"))
+    report = FailureReport.of(exc)
+    assert report.pickled is None
+    back = report.exception()
+    assert isinstance(back, RemoteError)
+    assert back.exc_type.endswith("LocalError")
+    assert back.message == "1-2"
+    assert "LocalError" in back.tb
+    assert isinstance(portable(exc), RemoteError)
+    ok = ValueError("fine")
+    assert portable(ok) is ok
+    assert FailureReport.of(ok, "").exception().__cause__ is None  # no text, no cause

@@ -7,7 +7,8 @@ The public face::
     manycore.backends()               which backends are usable here
     manycore.SerialExecutor, ThreadExecutor, ProcessExecutor, AsyncExecutor,
     NativeExecutor, DaskExecutor      the executors themselves
-    manycore.TaskError, WorkerCrashed what failures look like
+    manycore.TaskError, WorkerCrashed, RemoteError, RemoteTraceback
+                                      what failures look like (manycore.errors)
 
 Subpackages: ``manycore.native`` (the native POSIX-thread runtime),
 ``manycore.executors``, ``manycore.cli`` (the ``manycore`` command).
@@ -17,14 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .executors import (
-    ManycoreExecutor,
-    RemoteTraceback,
-    TaskError,
-    WorkerCrashed,
-    backends,
-    get_executor,
-)
+from .errors import RemoteError, RemoteTraceback, TaskError, WorkerCrashed
+from .executors import ManycoreExecutor, backends, get_executor
 from .pmap import PMapResult, pmap, pstarmap
 
 __version__ = "0.1.0"
@@ -36,6 +31,7 @@ __all__ = [
     "NativeExecutor",
     "PMapResult",
     "ProcessExecutor",
+    "RemoteError",
     "RemoteTraceback",
     "SerialExecutor",
     "TaskError",

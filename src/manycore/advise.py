@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _build
+from ._cpus import available_cpus
 from ._threadprobe import GIL_FREE_MIN, gil_free_fraction, run_on_threads
-from .bench._context import cpu_count
 
 CLASSES = ("io-bound", "gil-releasing", "cpu-bound-python", "cpu-bound-free-threaded")
 
@@ -157,7 +157,7 @@ def advise(
     items = list(sample)
     if not items:
         raise ValueError("sample must contain at least one item")
-    n_workers = workers or cpu_count()
+    n_workers = workers or available_cpus()
     label = name or f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
     hotspots = _hotspots(fn, items[0])
@@ -170,7 +170,7 @@ def advise(
     candidates = ["threads"]
     try:
         pickle.loads(pickle.dumps(items[0]))
-        from .executors import _serialize
+        from ._workers import serialize as _serialize
 
         _serialize.dumps(fn)
         candidates.append("processes")

@@ -16,11 +16,12 @@ from cython.parallel import prange, threadid
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 import operator
-import os
+
 
 import numpy as np
 
 from manycore import _errors
+from manycore._cpus import available_cpus
 from manycore._validate import check_int, check_range, check_threads
 
 cdef extern from *:
@@ -55,10 +56,7 @@ cdef struct block_sums:
 # ---------------------------------------------------------------- threads
 def default_threads():
     """CPUs this process may run on (affinity-aware), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+    return available_cpus()
 
 
 def resolve_threads(threads=None):

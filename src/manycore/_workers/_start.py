@@ -24,7 +24,7 @@ The rule manycore follows for every process it starts (pmap's engine,
   once (by fork and exec, so from a clean single-threaded state) forks each
   worker from itself; ``spawn`` where forkserver does not exist.
 
-Threads that never run Python (the native pool's workers, BLAS threads) are
+Threads outside Python code (the native pool's workers, BLAS threads) are
 not counted: they hold no lock a child uses, and the libraries that own them
 reset their state at fork (``pthread_atfork``).
 """
@@ -32,6 +32,7 @@ reset their state at fork (``pthread_atfork``).
 from __future__ import annotations
 
 import multiprocessing
+import sys
 import threading
 from multiprocessing.context import BaseContext, set_spawning_popen
 from multiprocessing.reduction import ForkingPickler
@@ -39,9 +40,17 @@ from typing import Any
 
 
 def other_python_threads() -> list[str]:
-    """Names of the live Python threads besides the calling one."""
-    me = threading.current_thread()
-    return [t.name for t in threading.enumerate() if t is not me and t.is_alive()]
+    """Names of the threads besides the calling one that are inside Python code now.
+
+    ``sys._current_frames()`` (documented in :mod:`sys`) lists every thread
+    with a Python frame: running, or blocked in a call made from Python (a
+    lock, a sleep), both of which may hold a lock.  A foreign thread that ran
+    Python once and went back to C (the native pool's workers after a
+    ``NativeExecutor`` task) has no frame and is not counted.
+    """
+    me = threading.get_ident()
+    names = {t.ident: t.name for t in threading.enumerate()}
+    return [names.get(ident, f"thread {ident}") for ident in sys._current_frames() if ident != me]
 
 
 def start_context(requested: BaseContext | None = None, carried: Any = ()) -> BaseContext:
@@ -81,7 +90,7 @@ def fork_only(carried: Any) -> bool:
     """
     if carried is None or carried == ():
         return False
-    set_spawning_popen(_ProbePopen())
+    set_spawning_popen(_ProbePopen())  # type: ignore[arg-type]  # duck-typed: DupFd, duplicate_for_child
     try:
         ForkingPickler.dumps(carried)
     except RuntimeError as exc:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .._cpus import available_cpus
+
 
 def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover
-        return os.cpu_count() or 1
+    return available_cpus()
 
 
 def cpu_model() -> str:

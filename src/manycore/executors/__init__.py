@@ -19,12 +19,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ._contract import ManycoreExecutor, RemoteTraceback, TaskError, WorkerCrashed
+from ..errors import RemoteTraceback, TaskError, WorkerCrashed
+from ._contract import ManycoreExecutor, MapPlan
 
 __all__ = [
     "AsyncExecutor",
     "DaskExecutor",
     "ManycoreExecutor",
+    "MapPlan",
     "NativeExecutor",
     "ProcessExecutor",
     "RemoteTraceback",

@@ -37,94 +37,62 @@ that names the item, the pid and the signal or exit code.
 from __future__ import annotations
 
 import atexit
-import signal
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
-from concurrent.futures.process import BrokenProcessPool
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
-
-if TYPE_CHECKING:
-    from ..pmap import PMapResult
+from typing import Any, ClassVar, Protocol, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+R_co = TypeVar("R_co")
 
 
-class RemoteTraceback(Exception):
-    """The formatted traceback of an exception raised in another process or thread."""
+class MapResult(Protocol[R_co]):
+    """What ``executor.pmap`` returns (a :class:`manycore.PMapResult`), as the executors know it."""
 
-    def __init__(self, tb: str) -> None:
-        super().__init__(tb)
-        self.tb = tb
+    def __iter__(self) -> Iterator[R_co]: ...
 
-    def __str__(self) -> str:
-        return self.tb
+    def __next__(self) -> R_co: ...
 
+    def results(self) -> list[R_co]: ...
 
-def attach_traceback(exc: BaseException, tb_text: str) -> BaseException:
-    """Chain ``tb_text`` to ``exc`` as its ``__cause__`` (the stdlib's convention)."""
-    if tb_text and exc.__cause__ is None:
-        exc.__cause__ = RemoteTraceback(f'\n"""\n{tb_text.rstrip()}\n"""')
-    return exc
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
-class TaskError:
-    """A failed item, in place of its result when ``errors="collect"``.
+class MapPlan:
+    """How ``pmap`` runs on an executor: what :meth:`ManycoreExecutor.map_plan` tells it.
 
-    ``index`` is the item's position in the input, ``exception`` the exception
-    it raised (``TimeoutError`` for ``task_timeout``, :class:`WorkerCrashed`
-    for a dead worker) and ``traceback`` its formatted traceback text.
+    ``workers``
+        How many items run at once (chunks are sized for that many).
+    ``one_by_one``
+        Hand items over one at a time (``fn(item)`` per future), not in
+        batches: for executors whose calls are coroutines or otherwise cannot
+        run a batch as one call.
+    ``engine``
+        A batch engine to run the whole map on, if the executor has one: a
+        callable returning a context manager that yields an object with
+        ``run(fn, source, *, chunksize, task_timeout, deadline, may_dispatch,
+        expected_items)`` (the process engine of ``manycore._workers``).
+        ``None``: pmap submits batches as futures.
     """
 
-    index: int
-    exception: BaseException
-    traceback: str = ""
-
-    def __repr__(self) -> str:
-        return f"TaskError(index={self.index}, exception={self.exception!r})"
+    workers: int
+    one_by_one: bool = False
+    engine: Callable[[], AbstractContextManager[Any]] | None = None
 
 
-class WorkerCrashed(BrokenProcessPool):
-    """A worker process died (signal, ``os._exit``, OOM kill) while running an item."""
+# The map functions behind ManycoreExecutor.pmap/pstarmap, set by manycore.pmap
+# when it is imported (it sits above the executors: they never import it).
+_map_functions: dict[str, Callable[..., Any]] = {}
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        index: int | None = None,
-        pid: int | None = None,
-        exitcode: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.index = index
-        self.pid = pid
-        self.exitcode = exitcode
 
-    @property
-    def signal_name(self) -> str | None:
-        """``"SIGSEGV"`` and so on when the worker was killed by a signal."""
-        if self.exitcode is None or self.exitcode >= 0:
-            return None
-        try:
-            return signal.Signals(-self.exitcode).name
-        except ValueError:
-            return f"signal {-self.exitcode}"
-
-    @staticmethod
-    def describe_exit(exitcode: int | None) -> str:
-        if exitcode is None:
-            return "vanished"
-        if exitcode < 0:
-            try:
-                name = signal.Signals(-exitcode).name
-            except ValueError:
-                name = f"signal {-exitcode}"
-            return f"was killed by {name}"
-        return f"exited with code {exitcode}"
+def register_map_functions(pmap: Callable[..., Any], pstarmap: Callable[..., Any]) -> None:
+    """Called once by :mod:`manycore.pmap`: what ``executor.pmap``/``pstarmap`` run."""
+    _map_functions.update(pmap=pmap, pstarmap=pstarmap)
 
 
 class ManycoreExecutor(Executor):
@@ -133,19 +101,29 @@ class ManycoreExecutor(Executor):
     #: Name used by :func:`manycore.get_executor` and ``pmap(backend=...)``.
     backend_name: ClassVar[str] = "?"
 
-    def pmap(self, fn: Callable[[T], R], iterable: Iterable[T], **options: Any) -> PMapResult[R]:
-        """:func:`manycore.pmap` on this executor."""
-        from ..pmap import pmap
+    @property
+    def max_workers(self) -> int:
+        """How many calls run at once."""
+        return int(getattr(self, "_max_workers", 1))
 
-        return pmap(fn, iterable, executor=self, **options)
+    def map_plan(self) -> MapPlan:
+        """The one thing ``pmap`` asks an executor: how to run a map on it (see :class:`MapPlan`).
+
+        Default: batches submitted as futures, ``max_workers`` at once.
+        """
+        return MapPlan(workers=self.max_workers)
+
+    def pmap(self, fn: Callable[[T], R], iterable: Iterable[T], **options: Any) -> MapResult[R]:
+        """:func:`manycore.pmap` on this executor (a :class:`manycore.PMapResult`)."""
+        result: MapResult[R] = _map_functions["pmap"](fn, iterable, executor=self, **options)
+        return result
 
     def pstarmap(
         self, fn: Callable[..., R], iterable: Iterable[Iterable[Any]], **options: Any
-    ) -> PMapResult[R]:
-        """:func:`manycore.pstarmap` on this executor."""
-        from ..pmap import pstarmap
-
-        return pstarmap(fn, iterable, executor=self, **options)
+    ) -> MapResult[R]:
+        """:func:`manycore.pstarmap` on this executor (a :class:`manycore.PMapResult`)."""
+        result: MapResult[R] = _map_functions["pstarmap"](fn, iterable, executor=self, **options)
+        return result
 
     def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> bool | None:
         """Leaving ``with`` is ``shutdown(wait=True)``, except by Ctrl-C: see :meth:`_interrupted_exit`."""

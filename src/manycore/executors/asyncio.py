@@ -70,7 +70,7 @@ import weakref
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, ParamSpec, TypeVar, overload
 
-from ._contract import ManycoreExecutor, check_max_workers, register_exit_hook
+from ._contract import ManycoreExecutor, MapPlan, check_max_workers, register_exit_hook
 
 __all__ = ["AsyncExecutor"]
 
@@ -153,6 +153,10 @@ class AsyncExecutor(ManycoreExecutor):
     def max_workers(self) -> int:
         """How many items may run at once."""
         return self._max_workers
+
+    def map_plan(self) -> MapPlan:
+        """pmap hands items one at a time: each call is a coroutine (or a plain call) of its own."""
+        return MapPlan(workers=self.max_workers, one_by_one=True)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

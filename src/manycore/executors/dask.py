@@ -84,7 +84,8 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from .. import _build
-from ._contract import ManycoreExecutor, attach_traceback, check_max_workers, register_exit_hook
+from ..errors import attach_traceback
+from ._contract import ManycoreExecutor, check_max_workers, register_exit_hook
 
 __all__ = ["DaskExecutor"]
 

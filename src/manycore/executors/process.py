@@ -42,166 +42,31 @@ dies), plus:
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
-import pickle
-import signal
-import sys
 import threading
-import traceback
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-from threadpoolctl import ThreadpoolController, threadpool_limits
-
+from .._cpus import available_cpus
+from .._workers import serialize as _serialize
 from .._workers import start_context
-from . import _serialize
-from ._contract import ManycoreExecutor, NotifyCancelledOnShutdown, check_max_workers
+from .._workers.report import portable
+from .._workers.setup import WorkerInit, forking, worker_setup
+from ..errors import UnpicklableError  # noqa: F401  # its old home: manycore.executors.process.UnpicklableError
+from ._contract import ManycoreExecutor, MapPlan, NotifyCancelledOnShutdown, check_max_workers
 
 R = TypeVar("R")
 
-_limiter: Any = None  # the worker's threadpoolctl limiter, kept alive for its lifetime
-
-
-class UnpicklableError(Exception):
-    """Stands in for a worker-side exception that could not be pickled back."""
-
-    def __init__(self, type_name: str, message: str, tb: str = "") -> None:
-        super().__init__(type_name, message, tb)
-        self.type_name = type_name
-        self.message = message
-        self.tb = tb
-
-    def __str__(self) -> str:
-        return f"{self.type_name}: {self.message} (original exception could not be pickled)"
+#: How long terminate() waits for the pool to fail the futures its killed workers ran.
+_TERMINATE_SETTLE_S = 30.0
 
 
 def default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - non-Linux
-        return os.cpu_count() or 1
-
-
-# The parent's threadpoolctl view of its loaded BLAS/OpenMP libraries, built
-# before forking workers so that a forked worker limits them without importing
-# threadpoolctl and scanning its libraries again (5-20 ms per worker start).
-_inherited: tuple[int, int, Any] | None = None  # (parent pid, len(sys.modules) then, controller)
-#: How long terminate() waits for the pool to fail the futures its killed workers ran.
-_TERMINATE_SETTLE_S = 30.0
-_INNER_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
-
-
-# Our library scan and our forks never overlap: a child forked while another
-# thread scans (dl_iterate_phdr holds the dynamic loader's lock) would inherit
-# that lock held, and hang at its first dlsym.  threadpoolctl is imported with
-# this module, not by a thread racing a fork (a module lock held by another
-# thread at fork time is never released in the child either).
-_fork_lock = threading.Lock()
-
-
-def _new_fork_lock() -> None:
-    global _fork_lock
-    _fork_lock = threading.Lock()  # the child of a fork made under the lock must not inherit it held
-
-
-os.register_at_fork(after_in_child=_new_fork_lock)
-
-
-def _prepare_inner_limits(mp_context: Any) -> None:
-    """In the parent, before workers fork: (re)build the inherited controller if needed."""
-    global _inherited
-    method = mp_context.get_start_method() if mp_context is not None else None
-    if (method or multiprocessing.get_start_method()) != "fork":
-        return  # spawned workers start from scratch and scan for themselves
-    if _inherited is not None and _inherited[:2] == (os.getpid(), len(sys.modules)):
-        return  # nothing imported since: no new library to know about
-    try:
-        _inherited = (os.getpid(), len(sys.modules), ThreadpoolController())
-    except Exception:  # pragma: no cover - threadpoolctl failing must not stop the map
-        _inherited = None
-
-
-@contextlib.contextmanager
-def forking(mp_context: Any, inner_threads: int | None) -> Iterator[None]:
-    """Around starting worker processes: their library scan is ready, no scan runs meanwhile."""
-    with _fork_lock:
-        if inner_threads is not None:
-            _prepare_inner_limits(mp_context)
-        yield
-
-
-def limit_inner_threads(inner_threads: int) -> None:
-    """Limit the BLAS/OpenMP pools already loaded in this worker to ``inner_threads`` threads.
-
-    Not free in a forked worker: OpenBLAS shuts its threads down at fork,
-    and setting its thread count starts them again; they then spin waiting
-    for work for tens of milliseconds of CPU.  The engine therefore limits
-    only once a chunk has run long enough to make that cost small.
-    """
-    global _limiter
-    if _limiter is not None:
-        return
-    try:
-        if _inherited is not None and _inherited[0] != os.getpid():
-            _limiter = _inherited[2].limit(limits=inner_threads)  # forked: the parent's scan
-        else:
-            _limiter = threadpool_limits(limits=inner_threads)
-    except Exception:  # pragma: no cover - threadpoolctl failing must not kill the worker
-        _limiter = None
-
-
-class WorkerInit:
-    """The user's ``initializer(*initargs)``, as worker processes receive it.
-
-    As in the stdlib, it travels as an argument of the worker ``Process``:
-    inherited as it is under fork, pickled by multiprocessing while it spawns
-    a worker otherwise, so multiprocessing queues, locks and semaphores (which
-    may only be pickled then) work in ``initargs``.  The initializer itself is
-    pickled with cloudpickle when plain pickle cannot take it, so lambdas and
-    closures work under spawn and forkserver too.
-    """
-
-    def __init__(self, initializer: Callable[..., object], initargs: tuple[Any, ...]) -> None:
-        self.initializer = initializer
-        self.initargs = initargs
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_init, (_serialize.dumps(self.initializer), self.initargs))
-
-    def __call__(self) -> None:
-        self.initializer(*self.initargs)
-
-
-def _rebuild_init(initializer: bytes, initargs: tuple[Any, ...]) -> WorkerInit:
-    return WorkerInit(_serialize.loads(initializer), initargs)
-
-
-def worker_setup(init: WorkerInit | None, inner_threads: int | None, *, limit_now: bool = True) -> None:
-    """Runs first in every worker process (ours and the engine's)."""
-    # The parent decides what Ctrl-C means; a worker traceback per key press helps nobody.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if inner_threads is not None:
-        # libraries loaded later in this worker read these when they start
-        for name in _INNER_ENV:
-            os.environ.setdefault(name, str(inner_threads))
-        if limit_now:
-            limit_inner_threads(inner_threads)
-    if init is not None:
-        init()
-
-
-def portable_exception(exc: BaseException) -> BaseException:
-    """``exc`` if it survives a pickle round trip, else an :class:`UnpicklableError` twin."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-    except Exception:
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        return UnpicklableError(f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc), tb)
-    return exc
+    """The default ``max_workers``: the CPUs this process may use."""
+    return available_cpus()
 
 
 def _run_payload(payload: bytes, segments: list[_serialize.Segment]) -> Any:
@@ -218,10 +83,10 @@ def _run_payload(payload: bytes, segments: list[_serialize.Segment]) -> Any:
     try:
         return fn(*args, **kwargs)
     except BaseException as exc:
-        portable = portable_exception(exc)
-        if portable is exc:
+        travels = portable(exc)
+        if travels is exc:
             raise
-        raise portable from None
+        raise travels from None
 
 
 def _release_segments(segments: list[Any]) -> Callable[[Future[Any]], None]:
@@ -244,12 +109,12 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
         max_tasks_per_child: int | None = None,
         limit_inner_threads: bool = True,
     ) -> None:
-        workers = check_max_workers(max_workers, default_workers())
+        workers = check_max_workers(max_workers, available_cpus())
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
         self._user_initializer = initializer
         self._user_initargs = tuple(initargs)
-        self._inner_threads = max(1, default_workers() // workers) if limit_inner_threads else None
+        self._inner_threads = max(1, available_cpus() // workers) if limit_inner_threads else None
         self._init = WorkerInit(initializer, tuple(initargs)) if initializer is not None else None
         self._engine: Any = None  # the shared engine of pmap, started on first use
         self._engine_in_use = False  # a pmap is running on it
@@ -284,6 +149,10 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
     @property
     def max_workers(self) -> int:
         return int(self._max_workers)  # type: ignore[attr-defined]  # set by ProcessPoolExecutor
+
+    def map_plan(self) -> MapPlan:
+        """pmap runs on this executor's fault-tolerant process engine (a private one while it is busy)."""
+        return MapPlan(workers=self.max_workers, engine=self._claim_engine)
 
     @property
     def mp_context(self) -> Any:
@@ -366,7 +235,7 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
         self.terminate()  # Ctrl-C in a ``with`` block: running work is killed too
 
     def _new_engine(self) -> Any:
-        from ._engine import ProcessEngine
+        from .._workers.engine import ProcessEngine
 
         return ProcessEngine(
             workers=self.max_workers,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._errors import Closed, RemoteError, RemoteTraceback, WorkerDied
+from ..errors import Closed, RemoteError, RemoteTraceback, WorkerDied
 from .buffer import BoundedBuffer
 from .gates import Countdown, Gate
 from .limiter import AsyncLimiter, Limiter

@@ -44,8 +44,8 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
+from ..errors import Closed
 from ._checks import check_int
-from ._errors import Closed
 
 __all__ = ["BoundedBuffer", "Closed"]
 

@@ -83,7 +83,6 @@ import multiprocessing.connection
 import pickle
 import signal
 import threading
-import traceback
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -91,8 +90,9 @@ from multiprocessing.context import BaseContext
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
+from .._workers.report import FailureReport
+from ..errors import Closed, RemoteError, RemoteTraceback, WorkerDied
 from ._checks import check_int
-from ._errors import Closed, RemoteError, RemoteTraceback, WorkerDied
 from ._mp import context, new_process
 from .buffer import BoundedBuffer
 
@@ -580,39 +580,14 @@ def _stop_child(proc: Any, conn: Any, grace_s: float) -> None:
 
 
 def _encode_error(exc: BaseException) -> bytes:
-    """``_ERR`` + pickle of (traceback text, type name, message, pickled exception or None).
-
-    The exception is pickled separately so that the traceback text survives
-    even if the exception itself cannot cross the process boundary.
-    """
-    tb_text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    type_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
-    try:
-        message = str(exc)
-    except BaseException:
-        message = "<unprintable>"
-    exc_bytes: bytes | None
-    try:
-        exc_bytes = pickle.dumps(exc, _PICKLE_PROTOCOL)
-    except BaseException:
-        exc_bytes = None
-    return bytes([_ERR]) + pickle.dumps((tb_text, type_name, message, exc_bytes), _PICKLE_PROTOCOL)
+    """``_ERR`` + the pickled :class:`FailureReport` of ``exc`` (it always pickles)."""
+    return bytes([_ERR]) + pickle.dumps(FailureReport.of(exc), _PICKLE_PROTOCOL)
 
 
 def _decode_error(reply: bytes) -> BaseException:
-    tb_text, type_name, message, exc_bytes = pickle.loads(memoryview(reply)[1:])
-    exc: BaseException | None = None
-    if exc_bytes is not None:
-        try:  # some exceptions pickle but cannot be rebuilt (custom __init__ signatures)
-            loaded = pickle.loads(exc_bytes)
-            if isinstance(loaded, BaseException):
-                exc = loaded
-        except Exception:
-            exc = None
-    if exc is None:
-        exc = RemoteError(type_name, message)
-    exc.__cause__ = RemoteTraceback(tb_text)
-    return exc
+    """The original exception if it rebuilds here, else a ``RemoteError``; traceback text as cause."""
+    report: FailureReport = pickle.loads(memoryview(reply)[1:])
+    return report.exception()
 
 
 def _child_main(conn: Any, fn_bytes: bytes) -> None:

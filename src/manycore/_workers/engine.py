@@ -37,19 +37,49 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as mp_wait
-from typing import Any
+from typing import Any, NamedTuple
 
-from .._workers import start_context
-from . import _serialize
-from ._batches import Batch, Failures, Input, run_chunk
-from ._contract import WorkerCrashed
-from .process import WorkerInit, forking, limit_inner_threads, portable_exception, worker_setup
+from ..errors import WorkerCrashed, describe_exit
+from . import serialize as _serialize
+from ._start import start_context
+from .batches import Batch, Failures, Input, run_chunk
+from .report import FailureReport
+from .setup import WorkerInit, forking, limit_inner_threads, worker_setup
 
-_FN, _CHUNK, _STOP = 0, 1, 2
+
+# ---------------------------------------------------------------- messages
+class FnMessage(NamedTuple):
+    """Parent -> worker: the function the next chunks run (sent once per map and worker)."""
+
+    fn: bytes  # serialize.dumps(fn)
+
+
+class ChunkMessage(NamedTuple):
+    """Parent -> worker: items to run, pickled (big buffers in shared-memory ``segments``)."""
+
+    payload: bytes
+    segments: list[Any]
+    indexes: Sequence[int]
+    careful: bool  # one item at a time, its position in the shared slot, each result sent at once
+    timed: bool  # also its start time (task_timeout)
+
+
+class StopMessage(NamedTuple):
+    """Parent -> worker: exit."""
+
+
+class ResultMessage(NamedTuple):
+    """Worker -> parent: the results of a chunk (or of one item of a careful chunk)."""
+
+    values: list[Any]
+    reports: dict[int, FailureReport]  # position -> what its exception was
+    wrapped: bool  # some values only cloudpickle could send (see _Cloudpickled)
+
+
 _MAX_DEATHS_WITHOUT_PROGRESS = 3
 _IDLE, _FAST = -1, -2  # slot values besides an item position
 #: A worker gets a chunk sent ahead only while its chunks take less than this.
@@ -110,25 +140,24 @@ def _send(conn: Any, message: Any) -> None:
 
 
 def _send_chunk_result(conn: Any, values: list[Any], failures: Failures, indexes: Sequence[int]) -> None:
-    failures = {pos: (portable_exception(exc), tb) for pos, (exc, tb) in failures.items()}
+    """Results as they are, failures as :class:`FailureReport` s (which always pickle)."""
+    reports = {pos: FailureReport.of(exc, tb) for pos, (exc, tb) in failures.items()}
     try:
-        _send(conn, (values, failures, False))
+        _send(conn, ResultMessage(values, reports, False))
         return
     except Exception:
         pass
     # some value does not pickle: find it, name its item, send the rest
     for pos, value in enumerate(values):
-        if pos in failures:
+        if pos in reports:
             continue
         portable = _portable_value(value, f"result of item {indexes[pos]}")
         if isinstance(portable, pickle.PicklingError):
-            failures[pos] = (portable, "")
+            reports[pos] = FailureReport.of(portable, "")
             values[pos] = None
         else:
             values[pos] = portable
-    for pos, (exc, tb) in list(failures.items()):
-        failures[pos] = (_portable_value(exc, f"exception of item {indexes[pos]}"), tb)
-    _send(conn, (values, failures, True))  # True: some values need unwrapping
+    _send(conn, ResultMessage(values, reports, True))
 
 
 def worker_main(
@@ -143,14 +172,14 @@ def worker_main(
             message = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             return
-        kind = message[0]
-        if kind == _STOP:
+        if isinstance(message, StopMessage):
             return
-        if kind == _FN:
-            fn = _serialize.loads(message[1])
+        if isinstance(message, FnMessage):
+            fn = _serialize.loads(message.fn)
             continue
-        _, payload, segments, indexes, careful, timed = message
-        items = _serialize.loads_shared(payload, segments)
+        assert isinstance(message, ChunkMessage), type(message)
+        indexes, careful, timed = message.indexes, message.careful, message.timed
+        items = _serialize.loads_shared(message.payload, message.segments)
         assert fn is not None
         if not careful:
             # Fast path: the whole chunk in C-level map; if this worker dies
@@ -293,7 +322,7 @@ class ProcessEngine:
             if worker is None:
                 continue
             try:
-                _send(worker.conn, (_STOP,))
+                _send(worker.conn, StopMessage())
             except OSError:
                 pass
         deadline = time.monotonic() + 2.0
@@ -336,6 +365,9 @@ class ProcessEngine:
         worker that will get a chunk before reading the input: forking them
         in one burst, before the parent touches its data, means the parent's
         pages are copied-on-write once instead of once per fork.
+
+        The loop runs in named phases (see :class:`_MapRun`): hand out chunks,
+        wait, collect results, bury dead workers, enforce the timeouts.
         """
         if self._pid != os.getpid():
             raise RuntimeError("this process engine was created before fork(); its workers are in the parent")
@@ -343,160 +375,24 @@ class ProcessEngine:
             if self._closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             self._runs += 1
-        fn_id = next(self._fn_ids)
-        fn_message = pickle.dumps((_FN, _serialize.dumps(fn)))
-        requeue: deque[_Chunk] = deque()
-        deaths_without_progress = 0
-        careful = task_timeout is not None
-        busy: dict[Any, _Worker] = {}  # conn -> worker
-
+        run = _MapRun(self, fn, source, chunksize, task_timeout, deadline, may_dispatch)
         try:
-            if expected_items > 0:
-                for slot in range(min(self.workers, -(-expected_items // chunksize))):
-                    if self._pool[slot] is None:
-                        self._spawn(slot)
+            run.start_workers(expected_items)
             while True:
                 if self._closed:
                     raise RuntimeError("the executor was shut down while this pmap was running")
-                # Hand chunks to idle workers.
-                # two passes: a chunk for every idle worker, then one ahead for the busy ones
-                for slot in itertools.chain(range(self.workers), range(self.workers)):
-                    worker = self._pool[slot]
-                    ahead = worker is not None and worker.chunk is not None
-                    if worker is not None and ahead and not self._may_send_ahead(worker):
-                        continue
-                    chunk = None
-                    if requeue:
-                        if ahead and not self._fits_ahead(requeue[0]):
-                            continue
-                        chunk = requeue.popleft()
-                    elif not source.done and not (busy and not may_dispatch()):
-                        # Backpressure from the consumer applies only while something
-                        # runs: with nothing busy, the item it waits for is unread.
-                        indexes, items = source.take(chunksize)
-                        if items:
-                            chunk, bad = self._pickle_chunk(indexes, items, careful)
-                            if bad is not None:
-                                yield bad
-                            if chunk is not None and ahead and not self._fits_ahead(chunk):
-                                requeue.appendleft(chunk)  # for the next idle worker
-                                continue
-                    if chunk is None:
-                        if requeue or not source.done:
-                            continue
-                        break
-                    if worker is None:
-                        worker = self._spawn(slot)
-                    if ahead:
-                        self._send_ahead(worker, chunk)
-                    else:
-                        self._send_chunk(worker, chunk, fn_id, fn_message)
-                    busy[worker.conn] = worker
-
-                if not busy:
-                    if source.done and not requeue:
+                yield from run.hand_out()
+                if not run.busy:
+                    if run.input_exhausted():
                         return
                     continue
-
-                timeout = None
-                if deadline is not None:
-                    timeout = max(0.0, deadline - time.monotonic())
-                if task_timeout is not None:
-                    poll = min(0.05, task_timeout / 4)
-                    timeout = poll if timeout is None else min(timeout, poll)
-                sentinels = {w.process.sentinel: w for w in busy.values()}
-                ready = mp_wait([*busy, *sentinels, self._wake_r], timeout)
-                if self._wake_r in ready:
-                    raise RuntimeError("the executor was shut down while this pmap was running")
-
-                dead: list[_Worker] = []
-                for obj in ready:
-                    if obj in sentinels:
-                        if sentinels[obj] not in dead:
-                            dead.append(sentinels[obj])
-                        continue
-                    worker = busy[obj]
-                    try:
-                        data = worker.conn.recv_bytes()
-                    except (EOFError, OSError):
-                        if worker not in dead:
-                            dead.append(worker)
-                        continue
-                    chunk = worker.chunk
-                    assert chunk is not None
-                    deaths_without_progress = 0
-                    try:
-                        values, failures, wrapped = pickle.loads(data)
-                    except Exception as exc:
-                        # The worker is fine, but what it sent cannot be rebuilt
-                        # here (say, a class that exists only in the worker): the
-                        # items of that message fail; the map goes on.
-                        if chunk.unreported is not None:  # careful chunk: the next item
-                            sent: Sequence[int] = [chunk.indexes[min(chunk.unreported)]]
-                        else:
-                            sent = chunk.indexes
-                        failures = dict.fromkeys(range(len(sent)), (_unpicklable_reply(exc, sent), ""))
-                        values, wrapped = [None] * len(sent), False
-                    if chunk.unreported is not None:
-                        # careful chunk: one item per message, in chunk order
-                        pos = min(chunk.unreported)
-                        chunk.unreported.discard(pos)
-                        yield self._batch([chunk.indexes[pos]], values, failures, wrapped)
-                    else:
-                        chunk.unreported = set()
-                        yield self._batch(chunk.indexes, values, failures, wrapped)
-                    if not chunk.unreported:
-                        _serialize.release(chunk.segments)
-                        now = time.monotonic()
-                        if not chunk.careful:
-                            worker.turnaround = now - worker.started_at
-                        worker.chunk, worker.queued = worker.queued, None  # it runs that one now
-                        worker.started_at = now
-                        if worker.chunk is None:
-                            del busy[worker.conn]
-
-                for worker in dead:
-                    busy.pop(worker.conn, None)
-                    blamed, batch = self._bury(worker, requeue)
-                    if batch is not None:
-                        yield batch
-                    deaths_without_progress = 0 if blamed else deaths_without_progress + 1
-                    if deaths_without_progress >= _MAX_DEATHS_WITHOUT_PROGRESS:
-                        exitcode = worker.exitcode
-                        raise BrokenProcessPool(
-                            f"worker processes keep dying before running any item "
-                            f"(last one {WorkerCrashed.describe_exit(exitcode)}); "
-                            f"{_startup_hint(worker.start_method)}"
-                        )
-
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise TimeoutError("pmap did not finish within its timeout")
-
-                if task_timeout is not None:
-                    now = time.monotonic()
-                    for worker in list(busy.values()):
-                        pos = self._slot_state[worker.slot]
-                        chunk = worker.chunk
-                        if chunk is None or chunk.unreported is None or pos not in chunk.unreported:
-                            continue
-                        if now - self._slot_start[worker.slot] > task_timeout:
-                            error = TimeoutError(
-                                f"item {chunk.indexes[pos]} exceeded task_timeout={task_timeout:g}s; its "
-                                f"worker (pid {worker.process.pid}) was killed and replaced"
-                            )
-                            worker.kill_reason = (pos, error)
-                            worker.process.kill()
+                ready = run.wait()
+                dead = yield from run.collect(ready)
+                yield from run.bury(dead)
+                run.check_deadline()
+                run.kill_overrunning()
         finally:
-            # Normal end: nothing is busy.  Early exit (error, Ctrl-C, consumer
-            # stopped): kill the workers still running our chunks.
-            for worker in list(busy.values()):
-                for held in (worker.chunk, worker.queued):
-                    if held is not None:
-                        _serialize.release(held.segments)
-                worker.chunk = worker.queued = None
-                self._discard(worker, kill=True)
-            for chunk in requeue:
-                _serialize.release(chunk.segments)
+            run.abort()
             with self._runs_done:
                 self._runs -= 1
                 self._runs_done.notify_all()
@@ -512,12 +408,6 @@ class ProcessEngine:
                 except Exception as error:
                     values[pos] = None
                     failures[pos] = (_unpicklable_reply(error, [indexes[pos]]), "")
-        for pos, (exc, tb) in list(failures.items()):
-            if isinstance(exc, _Cloudpickled):
-                try:
-                    failures[pos] = (pickle.loads(exc.data), tb)
-                except Exception as error:
-                    failures[pos] = (_unpicklable_reply(error, [indexes[pos]]), tb)
         return indexes, values, failures
 
     def _pickle_chunk(
@@ -551,7 +441,7 @@ class ProcessEngine:
         return chunk, bad
 
     def _send_chunk(self, worker: _Worker, chunk: _Chunk, fn_id: int, fn_message: bytes) -> None:
-        message = (_CHUNK, chunk.payload, chunk.meta, chunk.indexes, chunk.careful, chunk.careful)
+        message = ChunkMessage(chunk.payload, chunk.meta, chunk.indexes, chunk.careful, chunk.careful)
         worker.chunk = chunk
         worker.started_at = time.monotonic()
         worker.kill_reason = None
@@ -588,7 +478,7 @@ class ProcessEngine:
     def _send_ahead(self, worker: _Worker, chunk: _Chunk) -> None:
         worker.queued = chunk
         try:
-            _send(worker.conn, (_CHUNK, chunk.payload, chunk.meta, chunk.indexes, False, False))
+            _send(worker.conn, ChunkMessage(chunk.payload, chunk.meta, chunk.indexes, False, False))
         except OSError:
             pass  # the worker died: _bury re-queues the chunk (see _send_chunk)
 
@@ -617,7 +507,7 @@ class ProcessEngine:
                 blamed = True
                 index = chunk.indexes[state]
                 crash = WorkerCrashed(
-                    f"worker process (pid {worker.process.pid}) {WorkerCrashed.describe_exit(exitcode)} "
+                    f"worker process (pid {worker.process.pid}) {describe_exit(exitcode)} "
                     f"while running item {index}",
                     index=index,
                     pid=worker.process.pid,
@@ -636,3 +526,203 @@ class ProcessEngine:
             _serialize.release(chunk.segments)
         self._discard(worker, kill=True)
         return blamed, batch
+
+
+class _MapRun:
+    """The state of one :meth:`ProcessEngine.run`, and its phases."""
+
+    def __init__(
+        self,
+        engine: ProcessEngine,
+        fn: Callable[[Any], Any],
+        source: Input,
+        chunksize: int,
+        task_timeout: float | None,
+        deadline: float | None,
+        may_dispatch: Callable[[], bool],
+    ) -> None:
+        self.engine = engine
+        self.source = source
+        self.chunksize = chunksize
+        self.task_timeout = task_timeout
+        self.deadline = deadline
+        self.may_dispatch = may_dispatch
+        self.careful = task_timeout is not None
+        self.fn_id = next(engine._fn_ids)
+        self.fn_message = pickle.dumps(FnMessage(_serialize.dumps(fn)), protocol=pickle.HIGHEST_PROTOCOL)
+        self.requeue: deque[_Chunk] = deque()  # chunks to run again (their worker died) or not sent yet
+        self.busy: dict[Any, _Worker] = {}  # conn -> worker running (or holding) one of our chunks
+        self.deaths_without_progress = 0
+        self.sentinels: dict[Any, _Worker] = {}  # process sentinel -> busy worker, as of the last wait
+
+    # -- phase 0: start
+    def start_workers(self, expected_items: int) -> None:
+        """Fork every worker that will get a chunk, in one burst (see ``run``)."""
+        engine = self.engine
+        if expected_items > 0:
+            for slot in range(min(engine.workers, -(-expected_items // self.chunksize))):
+                if engine._pool[slot] is None:
+                    engine._spawn(slot)
+
+    def input_exhausted(self) -> bool:
+        return self.source.done and not self.requeue
+
+    # -- phase 1: hand out
+    def hand_out(self) -> Iterator[Batch]:
+        """A chunk for every idle worker, then one sent ahead to each fast busy one.
+
+        Yields the items that could not be pickled (they fail; the map goes on).
+        """
+        engine = self.engine
+        for slot in itertools.chain(range(engine.workers), range(engine.workers)):
+            worker = engine._pool[slot]
+            ahead = worker is not None and worker.chunk is not None
+            if worker is not None and ahead and not engine._may_send_ahead(worker):
+                continue
+            chunk = None
+            if self.requeue:
+                if ahead and not engine._fits_ahead(self.requeue[0]):
+                    continue
+                chunk = self.requeue.popleft()
+            elif not self.source.done and not (self.busy and not self.may_dispatch()):
+                # Backpressure from the consumer applies only while something
+                # runs: with nothing busy, the item it waits for is unread.
+                indexes, items = self.source.take(self.chunksize)
+                if items:
+                    chunk, bad = engine._pickle_chunk(indexes, items, self.careful)
+                    if bad is not None:
+                        yield bad
+                    if chunk is not None and ahead and not engine._fits_ahead(chunk):
+                        self.requeue.appendleft(chunk)  # for the next idle worker
+                        continue
+            if chunk is None:
+                if self.requeue or not self.source.done:
+                    continue
+                break
+            if worker is None:
+                worker = engine._spawn(slot)
+            if ahead:
+                engine._send_ahead(worker, chunk)
+            else:
+                engine._send_chunk(worker, chunk, self.fn_id, self.fn_message)
+            self.busy[worker.conn] = worker
+
+    # -- phase 2: wait
+    def wait(self) -> list[Any]:
+        """Results, dead workers, or a poke from close(); wakes up in time for the timeouts."""
+        timeout = None
+        if self.deadline is not None:
+            timeout = max(0.0, self.deadline - time.monotonic())
+        if self.task_timeout is not None:
+            poll = min(0.05, self.task_timeout / 4)
+            timeout = poll if timeout is None else min(timeout, poll)
+        self.sentinels = {w.process.sentinel: w for w in self.busy.values()}
+        ready: list[Any] = mp_wait([*self.busy, *self.sentinels, self.engine._wake_r], timeout)
+        if self.engine._wake_r in ready:
+            raise RuntimeError("the executor was shut down while this pmap was running")
+        return ready
+
+    # -- phase 3: collect
+    def collect(self, ready: list[Any]) -> Generator[Batch, None, list[_Worker]]:
+        """Yield the results that arrived; return the workers found dead."""
+        dead: list[_Worker] = []
+        for obj in ready:
+            if obj in self.sentinels:
+                if self.sentinels[obj] not in dead:
+                    dead.append(self.sentinels[obj])
+                continue
+            worker = self.busy[obj]
+            try:
+                data = worker.conn.recv_bytes()
+            except (EOFError, OSError):
+                if worker not in dead:
+                    dead.append(worker)
+                continue
+            self.deaths_without_progress = 0
+            yield self._received(worker, data)
+        return dead
+
+    def _received(self, worker: _Worker, data: bytes) -> Batch:
+        """One result message of ``worker``: its batch, and the worker's books updated."""
+        chunk = worker.chunk
+        assert chunk is not None
+        careful = chunk.unreported is not None
+        sent: Sequence[int] = (
+            [chunk.indexes[min(chunk.unreported)]] if chunk.unreported is not None else chunk.indexes
+        )
+        try:
+            reply: ResultMessage = pickle.loads(data)
+            values, wrapped = reply.values, reply.wrapped
+            failures: Failures = {pos: (r.exception(), r.tb_text) for pos, r in reply.reports.items()}
+        except Exception as exc:
+            # The worker is fine, but what it sent cannot be rebuilt here (say,
+            # a value of a class only the worker has): those items fail.
+            failures = dict.fromkeys(range(len(sent)), (_unpicklable_reply(exc, sent), ""))
+            values, wrapped = [None] * len(sent), False
+        if careful:  # one item per message, in chunk order
+            assert chunk.unreported is not None
+            chunk.unreported.discard(min(chunk.unreported))
+        else:
+            chunk.unreported = set()
+        batch = self.engine._batch(sent, values, failures, wrapped)
+        if not chunk.unreported:
+            _serialize.release(chunk.segments)
+            now = time.monotonic()
+            if not chunk.careful:
+                worker.turnaround = now - worker.started_at
+            worker.chunk, worker.queued = worker.queued, None  # it runs that one now
+            worker.started_at = now
+            if worker.chunk is None:
+                del self.busy[worker.conn]
+        return batch
+
+    # -- phase 4: bury
+    def bury(self, dead: list[_Worker]) -> Iterator[Batch]:
+        """Fail the item each dead worker ran, requeue the rest of its chunk; give up on a crash loop."""
+        for worker in dead:
+            self.busy.pop(worker.conn, None)
+            blamed, batch = self.engine._bury(worker, self.requeue)
+            if batch is not None:
+                yield batch
+            self.deaths_without_progress = 0 if blamed else self.deaths_without_progress + 1
+            if self.deaths_without_progress >= _MAX_DEATHS_WITHOUT_PROGRESS:
+                raise BrokenProcessPool(
+                    f"worker processes keep dying before running any item "
+                    f"(last one {describe_exit(worker.exitcode)}); "
+                    f"{_startup_hint(worker.start_method)}"
+                )
+
+    # -- phase 5: timeouts
+    def check_deadline(self) -> None:
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise TimeoutError("pmap did not finish within its timeout")
+
+    def kill_overrunning(self) -> None:
+        """Kill the worker of every item past ``task_timeout`` (the next bury fails the item)."""
+        if self.task_timeout is None:
+            return
+        engine, now = self.engine, time.monotonic()
+        for worker in list(self.busy.values()):
+            pos = engine._slot_state[worker.slot]
+            chunk = worker.chunk
+            if chunk is None or chunk.unreported is None or pos not in chunk.unreported:
+                continue
+            if now - engine._slot_start[worker.slot] > self.task_timeout:
+                error = TimeoutError(
+                    f"item {chunk.indexes[pos]} exceeded task_timeout={self.task_timeout:g}s; its "
+                    f"worker (pid {worker.process.pid}) was killed and replaced"
+                )
+                worker.kill_reason = (pos, error)
+                worker.process.kill()
+
+    # -- the end
+    def abort(self) -> None:
+        """Normal end: nothing is busy.  Early exit (error, Ctrl-C, consumer gone): kill our busy workers."""
+        for worker in list(self.busy.values()):
+            for held in (worker.chunk, worker.queued):
+                if held is not None:
+                    _serialize.release(held.segments)
+            worker.chunk = worker.queued = None
+            self.engine._discard(worker, kill=True)
+        for chunk in self.requeue:
+            _serialize.release(chunk.segments)

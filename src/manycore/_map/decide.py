@@ -1,0 +1,277 @@
+"""Phase 1 of ``backend="auto"``: measure the function on the first items and choose.
+
+:func:`decide` times a few items serially in the calling thread (their
+results are kept), reads their CPU-to-wall ratio, asks whether the work
+lets another thread run Python (:mod:`manycore._threadprobe`), tries two
+threads on a sample when that is unclear, estimates what shipping an item to
+a process costs, and picks serial, threads, processes or native with a chunk
+size aiming at :data:`TARGET_CHUNK_S` per chunk.  The decision is cached per
+function (weakly) and says why (``explain=True``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import math
+import multiprocessing
+import pickle
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import _build
+from .._cpus import available_cpus
+from .._threadprobe import GIL_FREE_MIN, GIL_HELD_MAX, gil_free_fraction, run_on_threads
+from .._workers import serialize as _serialize
+from .._workers.batches import Batch, Failures, Input, run_chunk
+
+#: Target wall time of one chunk: long enough to hide hand-off costs, short
+#: enough for load balance, progress and cancellation.
+TARGET_CHUNK_S = 0.02
+#: Below this total serial time a map is not worth any parallel machinery.
+TRIVIAL_TOTAL_S = 0.005
+#: Below this per-item time, items are too small to ship one by one.
+PROBE_BUDGET_S = 0.05
+PROBE_MAX_ITEMS = 8
+#: Two serial items each at least this long are enough to estimate the cost.
+PROBE_ENOUGH_ITEM_S = 0.002
+
+
+# ---------------------------------------------------------------- decisions
+@dataclass
+class Decision:
+    backend: str
+    chunksize: int
+    workers: int
+    reason: str
+    measurements: dict[str, float] = field(default_factory=dict)
+    gil: bool = field(default_factory=_build.gil_enabled)  # the GIL's state when it was decided
+
+    def explain(self) -> str:
+        lines = [f"pmap: backend={self.backend} workers={self.workers} chunksize={self.chunksize}"]
+        lines.append(f"  why: {self.reason}")
+        lines.append(f"  interpreter: {_build.describe()}")
+        for key, value in self.measurements.items():
+            lines.append(f"  {key} = {value:.6g}")
+        return "\n".join(lines)
+
+
+_decisions: weakref.WeakKeyDictionary[Any, Decision] = weakref.WeakKeyDictionary()
+_decisions_lock = threading.Lock()
+
+
+def _cache_key(fn: Any) -> Any:
+    # The function object itself: weakly referenced, so a decision dies with it.
+    return fn
+
+
+def _is_native_callable(fn: Any) -> bool:
+    return isinstance(fn, ctypes._CFuncPtr)  # type: ignore[attr-defined]
+
+
+def default_chunk(length: int, workers: int) -> int:
+    if length <= 0:
+        return 1
+    # about four chunks per worker for balance; capped so progress keeps moving
+    return max(1, min(10_000, math.ceil(length / (workers * 4))))
+
+
+# ---------------------------------------------------------------- auto
+def decide(
+    fn: Callable[[Any], Any],
+    source: Input,
+    length: int,
+    workers: int | None,
+    chunksize: int | None,
+) -> tuple[Decision, Batch | None]:
+    n_workers = workers or available_cpus()
+    key = _cache_key(fn)
+    with _decisions_lock:
+        try:
+            cached = _decisions.get(key)
+        except TypeError:
+            cached = None
+    if cached is not None and cached.gil != _build.gil_enabled():
+        cached = None  # decided before an import turned the GIL on (or off): decide again
+    if cached is not None:
+        backend, reason = cached.backend, "cached: " + cached.reason
+        if backend == "processes" and not _can_start_processes():
+            backend, reason = "threads", _NO_PROCESSES_REASON  # a decision inherited through fork()
+        d = Decision(
+            backend,
+            chunksize or cached.chunksize,
+            n_workers if backend != "serial" else 1,
+            reason,
+            cached.measurements,
+        )
+        return d, None
+
+    if _is_native_callable(fn):
+        d = Decision(
+            "native",
+            chunksize or default_chunk(length, n_workers),
+            n_workers,
+            "fn is a C function pointer: run on native threads without the GIL",
+        )
+        return d, None
+
+    # 1. time a few items serially, in this thread (their results are kept)
+    indexes: list[int] = []
+    values: list[Any] = []
+    failures: Failures = {}
+    walls: list[float] = []
+    cpus: list[float] = []
+    sample_items: list[Any] = []
+    started = time.perf_counter()
+    while not source.done:
+        idx, items = source.take(1)
+        if not items:
+            break
+        w0, c0 = time.perf_counter(), time.thread_time()
+        v, f = run_chunk(fn, items)
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.thread_time() - c0)
+        if f:
+            failures[len(values)] = f[0]
+        indexes.append(idx[0])
+        values.extend(v)
+        if len(sample_items) < 2:
+            sample_items.append(items[0])
+        if len(values) >= PROBE_MAX_ITEMS or time.perf_counter() - started > PROBE_BUDGET_S:
+            break
+        if len(values) >= 2 and min(walls) >= PROBE_ENOUGH_ITEM_S:
+            break  # items this long are timed well: keep the rest for the chosen backend
+    probed: Batch = (indexes, values, failures)
+    if not values:
+        return Decision("serial", 1, 1, "empty input"), None
+    per_item = sorted(walls)[len(walls) // 2]
+    cpu_ratio = (sum(cpus) / sum(walls)) if sum(walls) > 0 else 1.0
+    remaining = max(0, length - len(values)) if length >= 0 else None
+    m: dict[str, float] = {"probe_items": len(values), "item_wall_s": per_item, "cpu_to_wall": cpu_ratio}
+    chunk = chunksize or max(1, min(50_000, int(TARGET_CHUNK_S / max(per_item, 1e-9))))
+    if remaining is not None:
+        m["remaining_items"] = remaining
+        chunk = min(chunk, max(1, math.ceil(remaining / n_workers)))
+
+    def decided(backend: str, reason: str) -> tuple[Decision, Batch | None]:
+        d = Decision(backend, chunk, 1 if backend == "serial" else n_workers, reason, m)
+        with _decisions_lock:
+            try:
+                _decisions[key] = d
+            except TypeError:
+                pass
+        return d, probed
+
+    if remaining == 0 or source.done:
+        return Decision("serial", 1, 1, "the probe consumed the whole input", m), probed
+    if n_workers == 1:
+        return decided("serial", "only one worker available")
+    total = per_item * remaining if remaining is not None else math.inf
+    if total < TRIVIAL_TOTAL_S or per_item < 20e-6:
+        return decided("serial", "items are too cheap for any parallel hand-off to pay")
+
+    # 2. what would shipping an item to a process cost?
+    ship = _shipping_cost(fn, sample_items, [v for pos, v in enumerate(values) if pos not in failures][:2])
+    m["ship_item_s"] = ship
+    if cpu_ratio < 0.3:
+        return decided("threads", "items mostly wait (I/O, sleep or GIL-free work): threads overlap them")
+
+    # 3. CPU-bound.  With the GIL off, threads run Python in parallel: no
+    # pickling, shared objects, no process start.
+    if not _build.gil_enabled():
+        return decided(
+            "threads", "CPU-bound on a free-threaded build with the GIL off: threads run Python in parallel"
+        )
+    # With the GIL on: does fn release it?  Run a sample on threads.
+    gil_free = _threads_speedup(fn, source, probed, n_workers, per_item, m)
+    if gil_free:
+        return decided("threads", "CPU-bound but releases the GIL: threads scale without process costs")
+    if ship == math.inf:
+        return decided(
+            "threads", "items or fn cannot be pickled; processes impossible, threads overlap what they can"
+        )
+    if per_item < 4 * ship:
+        return decided("serial", "shipping an item to a process costs more than running it")
+    if not _can_start_processes():
+        return decided("threads", _NO_PROCESSES_REASON)
+    return decided("processes", "CPU-bound Python that holds the GIL: processes run it in parallel")
+
+
+_NO_PROCESSES_REASON = (
+    "CPU-bound, but this is a daemonic process (a pmap or Pipeline worker), which may not start "
+    "worker processes: threads"
+)
+
+
+def _can_start_processes() -> bool:
+    """False in a daemonic process (pmap's own workers): multiprocessing forbids it to have children."""
+    return not multiprocessing.current_process().daemon
+
+
+def _shipping_cost(fn: Callable[[Any], Any], items: list[Any], results: list[Any]) -> float:
+    try:
+        t0 = time.perf_counter()
+        _serialize.dumps(fn)
+        fn_cost = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for item in items:
+            pickle.loads(_serialize.dumps(item))
+        for value in results:
+            pickle.loads(pickle.dumps(value))
+        per = (time.perf_counter() - t0) / max(1, len(items))
+        return per + fn_cost / 1000  # fn travels once per worker, not per item
+    except Exception:
+        return math.inf
+
+
+def _threads_speedup(
+    fn: Callable[[Any], Any],
+    source: Input,
+    probed: Batch,
+    n_workers: int,
+    per_item: float,
+    m: dict[str, float],
+) -> bool:
+    """Does ``fn`` release the GIL?  Probe items run on threads; their results join ``probed``.
+
+    First one item on a thread while this thread watches whether it can still
+    run Python (:func:`manycore._threadprobe.gil_free_fraction`: robust on a
+    busy machine).  Only when that is not clear-cut, ``n_workers`` items at
+    once on threads, judged by summed thread CPU time over wall time.
+    """
+    probe_indexes, probe_values, probe_failures = probed
+    assert isinstance(probe_indexes, list)
+
+    def keep(index: int, outcome: tuple[list[Any], Failures] | None) -> None:
+        v, f = (
+            outcome if outcome is not None else ([None], {0: (RuntimeError("the probe thread failed"), "")})
+        )
+        if f:
+            probe_failures[len(probe_values)] = f[0]
+        probe_indexes.append(index)
+        probe_values.extend(v)
+
+    index, one = source.take(1)
+    if not one:
+        return False
+    outcome, _, share = gil_free_fraction(functools.partial(run_chunk, fn, one))
+    keep(index[0], outcome)
+    m["gil_free_share"] = share
+    if share > GIL_FREE_MIN:
+        return True
+    if share < GIL_HELD_MAX:
+        return False  # the watcher hardly ran: fn holds the GIL
+    indexes, items = source.take(n_workers)
+    calls = [functools.partial(run_chunk, fn, items[k : k + 1]) for k in range(len(items))]
+    results, parallelism, wall = run_on_threads(calls)
+    for k, result in enumerate(results):
+        keep(indexes[k], result)
+    if len(items) < 2:
+        return False
+    m["threads_cpu_parallelism"] = parallelism
+    m["threads_speedup"] = (per_item * len(items)) / wall if wall > 0 else 1.0
+    return parallelism > 1.2  # GIL-holding threads cannot exceed 1.0
