@@ -739,3 +739,22 @@ def test_delivery_never_mistakes_a_tuple_result_for_a_batch() -> None:
     with pytest.raises(ValueError, match="item 10 failed") as info:
         next(out)
     assert "raised by item 10 of pmap" in str(getattr(info.value, "__notes__", ""))
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_a_plain_stdlib_pool_is_used_at_its_own_size(size: int, capsys: pytest.CaptureFixture[str]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(size) as pool:
+        assert list(pmap(square, range(10), executor=pool, explain=True)) == [x * x for x in range(10)]
+    assert f"workers={size} " in capsys.readouterr().err
+
+
+def test_an_unpicklable_fn_fails_at_once_naming_fn() -> None:
+    lock = threading.Lock()
+    started = time.monotonic()
+    with pytest.raises(TypeError, match="pickle") as info:
+        list(pmap(lambda x: (lock, x)[1], range(4), backend="processes", workers=2))
+    assert any("cannot send fn" in note for note in getattr(info.value, "__notes__", [])), info.value
+    # it used to wait 30 s in the engine's close for a run that never started
+    assert time.monotonic() - started < 15

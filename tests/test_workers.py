@@ -69,12 +69,24 @@ def test_fork_context_queues_in_initargs_keep_fork(
 
 
 def test_carried_objects_any_worker_can_take_do_not_force_fork() -> None:
+    from manycore._workers.setup import WorkerInit
+
     spawn = multiprocessing.get_context("spawn")
     queue = spawn.Queue()
     assert not fork_only(())
+    assert not fork_only(None)
     assert not fork_only((1, "two", [3.0], queue, spawn.Lock()))
-    assert not fork_only((lambda: None,))  # not picklable at all: the real start reports it
+    assert not fork_only(WorkerInit(lambda q: None, (queue,)))  # initializers go by cloudpickle
     queue.close()
+
+
+def test_what_does_not_pickle_at_all_reaches_a_worker_only_by_fork() -> None:
+    from manycore._workers.setup import WorkerInit
+
+    lock = threading.Lock()
+    assert fork_only((lock,))
+    assert fork_only(WorkerInit(print, (lock,)))
+    assert fork_only(WorkerInit(lambda: lock.acquire(), ()))  # a closure over a lock
 
 
 _real_get_context = multiprocessing.get_context
@@ -105,21 +117,29 @@ def test_a_failure_report_brings_back_the_original_with_its_traceback_text() -> 
 
 
 def test_an_exception_that_cannot_come_back_becomes_a_remote_error_naming_it() -> None:
-    from manycore._workers.report import FailureReport, portable
+    from manycore._workers.report import ByValue, FailureReport, portable
     from manycore.errors import RemoteError
 
-    class LocalError(Exception):  # no module-level name: cannot be pickled by reference
-        pass
-
-    exc = _raised(LocalError("1-2"))
+    exc = ValueError("1-2")
+    exc.held = threading.Lock()  # type: ignore[attr-defined]  # no pickler takes it
+    exc = _raised(exc)
     report = FailureReport.of(exc)
     assert report.pickled is None
     back = report.exception()
     assert isinstance(back, RemoteError)
-    assert back.exc_type.endswith("LocalError")
+    assert back.exc_type == "builtins.ValueError"
     assert back.message == "1-2"
-    assert "LocalError" in back.tb
+    assert "_raised" in back.tb
     assert isinstance(portable(exc), RemoteError)
+
+    class LocalError(Exception):  # no importable name: only cloudpickle carries it, by value
+        pass
+
+    travels = portable(_raised(LocalError("by value")))
+    assert isinstance(travels, ByValue)
+    again = pickle.loads(pickle.dumps(travels))  # what the parent gets: the exception itself
+    assert type(again).__name__ == "LocalError"
+    assert str(again) == "by value"
     ok = ValueError("fine")
     assert portable(ok) is ok
     assert FailureReport.of(ok, "").exception().__cause__ is None  # no text, no cause

@@ -158,7 +158,7 @@ class RemoteError(RuntimeError):
         return f"{head} (the original exception could not be sent back from the worker)"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.exc_type, self.message, self.tb))
+        return (type(self), (self.exc_type, self.message, self.tb), self.__dict__)  # notes too
 
 
 #: The executors' name for :class:`RemoteError`.

@@ -57,10 +57,18 @@ class MapRequest:
 
 
 def plan_for(executor: Executor) -> MapPlan:
-    """The executor's own plan; for a plain ``concurrent.futures`` executor, batches on all CPUs."""
+    """The executor's own plan; for a plain ``concurrent.futures`` pool, batches on its workers.
+
+    A stdlib ``ThreadPoolExecutor``/``ProcessPoolExecutor`` says its size only
+    in ``_max_workers`` (the same from 3.2 to 3.14; tests/test_pmap.py checks
+    it on every interpreter in CI); any other executor counts as one worker
+    per CPU.
+    """
     if isinstance(executor, ManycoreExecutor):
         return executor.map_plan()
-    return MapPlan(workers=available_cpus())
+    size = getattr(executor, "_max_workers", None)
+    workers = size if isinstance(size, int) and size > 0 else available_cpus()
+    return MapPlan(workers=workers)
 
 
 def run_map(request: MapRequest, source: Input, state: RunState) -> Iterator[list[Any]]:

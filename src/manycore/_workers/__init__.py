@@ -1,7 +1,9 @@
-"""The worker-process layer: how manycore starts the processes it owns.
+"""The worker-process layer: the processes manycore owns (docs/architecture.md).
 
-For now it holds the start-method rule (:mod:`._start`); the rest of the
-worker machinery joins it as the process layer is unified.
+``_start`` (fork or forkserver), ``serialize`` (cloudpickle, shared memory),
+``setup`` (what every worker runs first), ``batches`` (the unit of work),
+``engine`` (pmap's fault-tolerant process engine), ``report`` (the one
+failure report workers send back).
 """
 
 from __future__ import annotations

@@ -276,8 +276,7 @@ class ProcessEngine:
 
     # ------------------------------------------------------------ workers
     def _spawn(self, slot: int) -> _Worker:
-        carried = self._init.initargs if self._init is not None else ()
-        ctx: Any = start_context(self._requested, carried)  # fork only while no other thread runs Python
+        ctx: Any = start_context(self._requested, self._init)  # fork only while no other thread runs Python
         parent_conn, child_conn = ctx.Pipe(duplex=True)
         self._slot_state[slot] = _IDLE
         process = ctx.Process(
@@ -371,11 +370,11 @@ class ProcessEngine:
         """
         if self._pid != os.getpid():
             raise RuntimeError("this process engine was created before fork(); its workers are in the parent")
+        run = _MapRun(self, fn, source, chunksize, task_timeout, deadline, may_dispatch)  # pickles fn
         with self._runs_done:
             if self._closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             self._runs += 1
-        run = _MapRun(self, fn, source, chunksize, task_timeout, deadline, may_dispatch)
         try:
             run.start_workers(expected_items)
             while True:
@@ -549,7 +548,12 @@ class _MapRun:
         self.may_dispatch = may_dispatch
         self.careful = task_timeout is not None
         self.fn_id = next(engine._fn_ids)
-        self.fn_message = pickle.dumps(FnMessage(_serialize.dumps(fn)), protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            fn_bytes = _serialize.dumps(fn)
+        except Exception as exc:  # the pickler's own exception, naming what could not travel
+            exc.add_note(f"cannot send fn ({fn!r}) to a worker process")
+            raise
+        self.fn_message = pickle.dumps(FnMessage(fn_bytes), protocol=pickle.HIGHEST_PROTOCOL)
         self.requeue: deque[_Chunk] = deque()  # chunks to run again (their worker died) or not sent yet
         self.busy: dict[Any, _Worker] = {}  # conn -> worker running (or holding) one of our chunks
         self.deaths_without_progress = 0
@@ -600,7 +604,11 @@ class _MapRun:
                     continue
                 break
             if worker is None:
-                worker = engine._spawn(slot)
+                try:
+                    worker = engine._spawn(slot)
+                except BaseException:
+                    self.requeue.appendleft(chunk)  # released by abort()
+                    raise
             if ahead:
                 engine._send_ahead(worker, chunk)
             else:

@@ -19,6 +19,9 @@ from __future__ import annotations
 import pickle
 import traceback
 from dataclasses import dataclass
+from typing import Any
+
+import cloudpickle
 
 from ..errors import RemoteError, RemoteTraceback
 
@@ -49,13 +52,9 @@ class FailureReport:
             message = str(exc)
         except Exception:
             message = "<str() failed>"
-        data: bytes | None
-        try:
-            data = pickle.dumps(exc, _PROTOCOL)
-            pickle.loads(data)  # a custom __init__ pickles and cannot be rebuilt: find out here
-        except Exception:
-            data = None
-        return cls(type_name(exc), message, traceback_text(exc) if tb_text is None else tb_text, data)
+        return cls(
+            type_name(exc), message, traceback_text(exc) if tb_text is None else tb_text, _pickled(exc)
+        )
 
     def exception(self) -> BaseException:
         """Parent side: the original exception if it rebuilds here, else a :class:`RemoteError`.
@@ -77,9 +76,50 @@ class FailureReport:
         return exc
 
 
+def _pickled(exc: BaseException) -> bytes | None:
+    """``exc`` pickled, if it survives a round trip here: plain pickle, else cloudpickle (by value).
+
+    cloudpickle carries classes made by value (those of a ``__main__`` with no
+    file, sent to the worker by value): the parent maps them back to its own.
+    A custom ``__init__`` pickles and cannot be rebuilt: found out here.
+    """
+    for dumps in (pickle.dumps, cloudpickle.dumps):
+        try:
+            data: bytes = dumps(exc, _PROTOCOL)
+            pickle.loads(data)
+        except Exception:
+            continue
+        return data
+    return None
+
+
+class ByValue(Exception):
+    """Raised in a worker in place of an exception only cloudpickle can send.
+
+    It pickles as a call that returns the original, so the parent gets the
+    original exception (its class mapped back by cloudpickle).
+    """
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self.data = data
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (pickle.loads, (self.data,))
+
+
 def portable(exc: BaseException) -> BaseException:
-    """``exc`` if it survives a pickle round trip, else the :class:`RemoteError` that stands in for it."""
+    """What a worker raises for ``exc`` so that the stdlib's pool can send it back.
+
+    ``exc`` itself if plain pickle carries it; a :class:`ByValue` if only
+    cloudpickle does; else the :class:`RemoteError` that stands in for it.
+    """
+    try:
+        pickle.loads(pickle.dumps(exc, _PROTOCOL))
+        return exc
+    except Exception:
+        pass
     report = FailureReport.of(exc)
     if report.pickled is not None:
-        return exc
+        return ByValue(report.pickled)
     return RemoteError(report.type_name, report.message, report.tb_text)

@@ -32,7 +32,8 @@ dies), plus:
   are forked only if no other thread of the caller runs Python when the
   executor is created; otherwise they start with ``forkserver`` (a lock
   another thread held at fork time would stay held in the worker for ever).
-  ``mp_context`` tells which one was chosen.
+  ``mp_context`` tells which one was chosen; ``pmap``'s workers on this
+  executor start the same way.
 * **fork**: the copy of the executor in a forked child refuses ``submit``
   and ``pmap`` with ``RuntimeError`` (the stdlib pool accepts the call and
   never runs it: its management thread is in the parent), and its
@@ -86,7 +87,7 @@ def _run_payload(payload: bytes, segments: list[_serialize.Segment]) -> Any:
         travels = portable(exc)
         if travels is exc:
             raise
-        raise travels from None
+        raise travels from exc  # the pool formats the chain: the original traceback travels as text
 
 
 def _release_segments(segments: list[Any]) -> Callable[[Future[Any]], None]:
@@ -123,14 +124,11 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
         self._pid = os.getpid()
         self._submitted: weakref.WeakSet[Future[Any]] = weakref.WeakSet()  # for terminate()
         self._submitted_lock = threading.Lock()
-        self._requested_context = mp_context
         kwargs: dict[str, Any] = {}
         if max_tasks_per_child is not None:
             kwargs["max_tasks_per_child"] = max_tasks_per_child  # the stdlib checks it with mp_context
         else:
-            mp_context = start_context(
-                mp_context, self._user_initargs
-            )  # fork only when no thread runs Python
+            mp_context = start_context(mp_context, self._init)  # fork only when no thread runs Python
         super().__init__(
             max_workers=workers,
             mp_context=mp_context,
@@ -138,8 +136,6 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
             initargs=(self._init, self._inner_threads),
             **kwargs,
         )
-        if max_tasks_per_child is not None:
-            self._requested_context = self._mp_context  # the stdlib's choice (spawn by default)
 
     def _spawn_process(self) -> None:
         # where the stdlib starts each worker (3.9+): see forking()
@@ -239,7 +235,7 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
 
         return ProcessEngine(
             workers=self.max_workers,
-            mp_context=self._requested_context,  # None: the engine applies the start rule per worker
+            mp_context=self._mp_context,  # the start method chosen when the executor was created
             init=self._init,
             inner_threads=self._inner_threads,
         )

@@ -11,10 +11,9 @@ from .._workers import start_context
 
 
 def context(ctx: BaseContext | None) -> BaseContext:
-    """``ctx`` or the default context, with ``fork`` only while no other thread runs Python.
+    """``ctx`` as given; else the default context, forkserver instead of fork while other threads run Python.
 
-    See :mod:`manycore._workers._start`: a fork context becomes forkserver
-    when the process runs other Python threads.
+    See :mod:`manycore._workers._start`.
     """
     return start_context(ctx)
 

@@ -64,9 +64,10 @@ Threads or processes
     ignore SIGINT (Ctrl-C is handled once, here) and are daemonic, so a
     process stage cannot start processes of its own.  Pass ``mp_context`` to
     ``run`` to choose the start method.  Worker processes are started before
-    the run's own threads, and ``fork`` (given or the default) is used only
-    while no other thread of your program runs Python (a lock one of them
-    held would be copied held): otherwise they start with ``forkserver``.
+    the run's own threads, and the default ``fork`` is used only while no
+    other thread of your program runs Python (a lock one of them held would
+    be copied held): otherwise they start with ``forkserver``.  A context you
+    pass is used as given.
 
 A run is an iterator for one consuming thread; ``close()`` may be called from
 any thread.
