@@ -29,6 +29,11 @@ from ..executors import ManycoreExecutor, MapPlan, get_executor
 from .decide import Decision, decide, default_chunk
 from .deliver import Backlog, deliver, format_exception, raise_failure
 
+#: The longest the calling thread blocks in one wait.  A signal that lands just
+#: before a lock wait begins is handled only when the wait ends (seen as a
+#: 60 s late Ctrl-C on free-threaded 3.13), so waits are cut into slices.
+SIGNAL_SLICE_S = 0.25
+
 
 @dataclass
 class RunState:
@@ -284,11 +289,11 @@ class _Flight:
     def finished(self) -> Iterator[Batch]:
         """Wait for the first future to finish (or the next timeout check) and yield what is done."""
         deadline, task_timeout = self.request.deadline, self.request.task_timeout
-        wait_s: float | None = None
+        wait_s = SIGNAL_SLICE_S  # never one long lock wait: Ctrl-C is seen within a slice
         if deadline is not None:
-            wait_s = max(0.0, deadline - time.monotonic())
+            wait_s = min(wait_s, max(0.0, deadline - time.monotonic()))
         if task_timeout is not None:
-            wait_s = 0.05 if wait_s is None else min(wait_s, 0.05)
+            wait_s = min(wait_s, 0.05)
         done, _ = wait(list(self.futures), timeout=wait_s, return_when=FIRST_COMPLETED)
         for future in done:
             indexes, _started = self.futures.pop(future)

@@ -82,6 +82,8 @@ class ResultMessage(NamedTuple):
 
 _MAX_DEATHS_WITHOUT_PROGRESS = 3
 _IDLE, _FAST = -1, -2  # slot values besides an item position
+#: The longest the parent blocks in one wait for its workers (see manycore._map.run).
+SIGNAL_SLICE_S = 0.25
 #: A worker gets a chunk sent ahead only while its chunks take less than this.
 AHEAD_BELOW_S = 0.005
 #: A worker limits its BLAS/OpenMP pools after the first chunk (or item) that
@@ -618,12 +620,11 @@ class _MapRun:
     # -- phase 2: wait
     def wait(self) -> list[Any]:
         """Results, dead workers, or a poke from close(); wakes up in time for the timeouts."""
-        timeout = None
+        timeout = SIGNAL_SLICE_S  # a signal landing just before the wait is seen within a slice
         if self.deadline is not None:
-            timeout = max(0.0, self.deadline - time.monotonic())
+            timeout = min(timeout, max(0.0, self.deadline - time.monotonic()))
         if self.task_timeout is not None:
-            poll = min(0.05, self.task_timeout / 4)
-            timeout = poll if timeout is None else min(timeout, poll)
+            timeout = min(timeout, 0.05, self.task_timeout / 4)
         self.sentinels = {w.process.sentinel: w for w in self.busy.values()}
         ready: list[Any] = mp_wait([*self.busy, *self.sentinels, self.engine._wake_r], timeout)
         if self.engine._wake_r in ready:
