@@ -202,10 +202,14 @@ def scenario_process_executor_worker_death(how: str) -> None:
         gate = Gate(tmp)
         executor = ProcessExecutor(2, initializer=limit_memory if how == "memory" else None)
         try:
-            # The victim dies once the bystander runs: both are in flight when the pool breaks.
-            victim = executor.submit(fault_task, how, gate.dir, "victim", "bystander")
+            # The victim dies once the bystander runs and every call is submitted: both are
+            # in flight and four are queued when the pool breaks (a submit after the break
+            # would raise BrokenProcessPool itself: on a busy machine the victim can be quick).
+            victim = executor.submit(fault_task, how, gate.dir, "victim", "all-submitted")
             bystander = executor.submit(gated, gate.dir, "bystander")
             queued = [executor.submit(square, i) for i in range(4)]
+            gate.wait_started(1, "bystander")
+            gate.announce("all-submitted")
             (_, pid), *_ = gate.wait_started(1, "victim")
             if how in SIGNALS:
                 os.kill(pid, SIGNALS[how])
