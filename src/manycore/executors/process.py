@@ -65,11 +65,6 @@ R = TypeVar("R")
 _TERMINATE_SETTLE_S = 30.0
 
 
-def default_workers() -> int:
-    """The default ``max_workers``: the CPUs this process may use."""
-    return available_cpus()
-
-
 def _run_payload(payload: bytes, segments: list[_serialize.Segment]) -> Any:
     try:
         fn, args, kwargs = _serialize.loads_shared(payload, segments)
