@@ -54,7 +54,8 @@ _MAIN = b"__main__"
 
 
 def _refers_to_fileless_main(data: bytes) -> bool:
-    return _MAIN in data and getattr(sys.modules.get("__main__"), "__file__", None) is None
+    # the cheap test first: with a file-backed __main__ no payload is scanned
+    return getattr(sys.modules.get("__main__"), "__file__", None) is None and _MAIN in data
 
 
 def loads(data: bytes) -> Any:
