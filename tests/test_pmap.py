@@ -496,7 +496,7 @@ def test_workers_limit_blas_threads_once_a_chunk_ran_long() -> None:
     # NumPy's OpenBLAS is loaded here, so forked workers inherit it.  A worker
     # limits it (to cpus // workers) after its first chunk that ran >= 0.1 s:
     # limiting starts OpenBLAS threads that spin, which short maps never pay.
-    from manycore._workers.engine import LIMIT_INNER_AFTER_S
+    from manycore._workers.protocol import LIMIT_INNER_AFTER_S
 
     assert np.ones((2, 2)) @ np.ones((2, 2)) is not None
     expected = max(1, len(os.sched_getaffinity(0)) // 2)

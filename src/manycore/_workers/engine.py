@@ -33,7 +33,6 @@ import itertools
 import multiprocessing
 import os
 import pickle
-import sys
 import threading
 import time
 from collections import deque
@@ -41,178 +40,29 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as mp_wait
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..errors import WorkerCrashed, describe_exit
 from . import serialize as _serialize
 from ._start import start_context
-from .batches import Batch, Failures, Input, run_chunk
-from .report import FailureReport
-from .setup import WorkerInit, forking, limit_inner_threads, worker_setup
-
-
-# ---------------------------------------------------------------- messages
-class FnMessage(NamedTuple):
-    """Parent -> worker: the function the next chunks run (sent once per map and worker)."""
-
-    fn: bytes  # serialize.dumps(fn)
-
-
-class ChunkMessage(NamedTuple):
-    """Parent -> worker: items to run, pickled (big buffers in shared-memory ``segments``)."""
-
-    payload: bytes
-    segments: list[Any]
-    indexes: Sequence[int]
-    careful: bool  # one item at a time, its position in the shared slot, each result sent at once
-    timed: bool  # also its start time (task_timeout)
-
-
-class StopMessage(NamedTuple):
-    """Parent -> worker: exit."""
-
-
-class ResultMessage(NamedTuple):
-    """Worker -> parent: the results of a chunk (or of one item of a careful chunk)."""
-
-    values: list[Any]
-    reports: dict[int, FailureReport]  # position -> what its exception was
-    wrapped: bool  # some values only cloudpickle could send (see _Cloudpickled)
-
+from .batches import Batch, Failures, Input
+from .protocol import (
+    IDLE,
+    ChunkMessage,
+    FnMessage,
+    StopMessage,
+    received,
+    send,
+    start_worker,
+    startup_hint,
+)
+from .setup import WorkerInit
 
 _MAX_DEATHS_WITHOUT_PROGRESS = 3
-_IDLE, _FAST = -1, -2  # slot values besides an item position
 #: The longest the parent blocks in one wait for its workers (see manycore._map.run).
 SIGNAL_SLICE_S = 0.25
 #: A worker gets a chunk sent ahead only while its chunks take less than this.
 AHEAD_BELOW_S = 0.005
-#: A worker limits its BLAS/OpenMP pools after the first chunk (or item) that
-#: ran this long: short maps never pay the cost (see limit_inner_threads).
-LIMIT_INNER_AFTER_S = 0.1
-
-
-def _startup_hint(method: str) -> str:
-    """What usually kills workers before their first item, for the start method they had."""
-    hint = "is the initializer failing?"
-    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-    if method in ("forkserver", "spawn") and main_file is not None:
-        hint += (
-            f" They started with {method} (see manycore._workers: other threads were running), "
-            f"which runs the main module {main_file} again in each worker: code that starts "
-            'processes there must sit under `if __name__ == "__main__":`'
-        )
-    return hint
-
-
-def _portable_value(value: Any, what: str) -> Any:
-    """``value`` if it pickles; a cloudpickled wrapper if only cloudpickle can; else a PicklingError."""
-    try:
-        pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        return value
-    except Exception:
-        pass
-    try:
-        return _Cloudpickled(_serialize.dumps(value))
-    except Exception as exc:
-        return pickle.PicklingError(f"the {what} could not be pickled: {exc}")
-
-
-def _unpicklable_reply(exc: BaseException, indexes: Sequence[int]) -> pickle.UnpicklingError:
-    """What items fail with when their results or exceptions pickled in the worker but cannot be loaded here."""
-    items = f"item {indexes[0]}" if len(indexes) == 1 else f"items {indexes[0]}-{indexes[-1]}"
-    error = pickle.UnpicklingError(
-        f"the result or exception of {items} could not be unpickled in the parent process: "
-        f"{type(exc).__name__}: {exc}"
-    )
-    # Without its traceback: the engine's frames would keep the map's workers
-    # (and their pipes) alive for as long as the caller keeps the error.
-    error.__cause__ = exc.with_traceback(None)
-    return error
-
-
-class _Cloudpickled:
-    """A value only cloudpickle could serialise; unwrapped by the parent."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-
-def _send(conn: Any, message: Any) -> None:
-    conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
-
-
-def _send_chunk_result(conn: Any, values: list[Any], failures: Failures, indexes: Sequence[int]) -> None:
-    """Results as they are, failures as :class:`FailureReport` s (which always pickle)."""
-    reports = {pos: FailureReport.of(exc, tb) for pos, (exc, tb) in failures.items()}
-    try:
-        _send(conn, ResultMessage(values, reports, False))
-        return
-    except Exception:
-        pass
-    # some value does not pickle: find it, name its item, send the rest
-    for pos, value in enumerate(values):
-        if pos in reports:
-            continue
-        portable = _portable_value(value, f"result of item {indexes[pos]}")
-        if isinstance(portable, pickle.PicklingError):
-            reports[pos] = FailureReport.of(portable, "")
-            values[pos] = None
-        else:
-            values[pos] = portable
-    _send(conn, ResultMessage(values, reports, True))
-
-
-def worker_main(
-    conn: Any, slot: int, slot_state: Any, slot_start: Any, init: WorkerInit | None, inner: int | None
-) -> None:
-    """Body of an engine worker process."""
-    worker_setup(init, inner, limit_now=False)
-    unlimited = inner is not None  # BLAS/OpenMP pools not limited yet (see limit_inner_threads)
-    fn: Callable[[Any], Any] | None = None
-    while True:
-        try:
-            message = pickle.loads(conn.recv_bytes())
-        except (EOFError, OSError):
-            return
-        if isinstance(message, StopMessage):
-            return
-        if isinstance(message, FnMessage):
-            fn = _serialize.loads(message.fn)
-            continue
-        assert isinstance(message, ChunkMessage), type(message)
-        indexes, careful, timed = message.indexes, message.careful, message.timed
-        items = _serialize.loads_shared(message.payload, message.segments)
-        assert fn is not None
-        if not careful:
-            # Fast path: the whole chunk in C-level map; if this worker dies
-            # now the parent re-runs the chunk carefully to find the item.
-            slot_state[slot] = _FAST
-            started = time.monotonic()
-            values, failures = run_chunk(fn, items, catch=BaseException, with_traceback_text=True)
-            slot_state[slot] = _IDLE
-            _send_chunk_result(conn, values, failures, indexes)
-            if unlimited and time.monotonic() - started >= LIMIT_INNER_AFTER_S:
-                assert inner is not None
-                limit_inner_threads(inner)
-                unlimited = False
-            continue
-        # Careful path (task_timeout, or a re-run after a crash): one item at
-        # a time, position (and start time) in the shared slot, each result
-        # sent as soon as it exists.
-        for pos, item in enumerate(items):
-            if timed:
-                # start time first: a parent that sees the new position must
-                # not pair it with the previous item's start time
-                slot_start[slot] = time.monotonic()
-            slot_state[slot] = pos
-            started = time.monotonic()
-            values, failures = run_chunk(fn, (item,), catch=BaseException, with_traceback_text=True)
-            slot_state[slot] = _IDLE
-            _send_chunk_result(conn, values, failures, [indexes[pos]])
-            if unlimited and time.monotonic() - started >= LIMIT_INNER_AFTER_S:
-                assert inner is not None
-                limit_inner_threads(inner)
-                unlimited = False
 
 
 @dataclass
@@ -279,18 +129,18 @@ class ProcessEngine:
     # ------------------------------------------------------------ workers
     def _spawn(self, slot: int) -> _Worker:
         ctx: Any = start_context(self._requested, self._init)  # fork only while no other thread runs Python
-        parent_conn, child_conn = ctx.Pipe(duplex=True)
-        self._slot_state[slot] = _IDLE
-        process = ctx.Process(
-            target=worker_main,
-            args=(child_conn, slot, self._slot_state, self._slot_start, self._init, self._inner),
-            name=f"manycore-worker-{slot}",
+        self._slot_state[slot] = IDLE
+        process, conn = start_worker(
+            ctx,
+            self._inner,
+            f"manycore-worker-{slot}",
             daemon=True,
+            init=self._init,
+            slot=slot,
+            slot_state=self._slot_state,
+            slot_start=self._slot_start,
         )
-        with forking(ctx, self._inner):
-            process.start()
-        child_conn.close()
-        worker = _Worker(process, parent_conn, slot, ctx.get_start_method())
+        worker = _Worker(process, conn, slot, ctx.get_start_method())
         self._pool[slot] = worker
         return worker
 
@@ -323,7 +173,7 @@ class ProcessEngine:
             if worker is None:
                 continue
             try:
-                _send(worker.conn, StopMessage())
+                send(worker.conn, StopMessage())
             except OSError:
                 pass
         deadline = time.monotonic() + 2.0
@@ -398,19 +248,6 @@ class ProcessEngine:
                 self._runs -= 1
                 self._runs_done.notify_all()
 
-    @staticmethod
-    def _batch(indexes: Sequence[int], values: list[Any], failures: Failures, wrapped: bool) -> Batch:
-        if not wrapped:
-            return indexes, values, failures
-        for pos, value in enumerate(values):
-            if isinstance(value, _Cloudpickled):
-                try:
-                    values[pos] = pickle.loads(value.data)
-                except Exception as error:
-                    values[pos] = None
-                    failures[pos] = (_unpicklable_reply(error, [indexes[pos]]), "")
-        return indexes, values, failures
-
     def _pickle_chunk(
         self, indexes: Sequence[int], items: list[Any], careful: bool
     ) -> tuple[_Chunk | None, Batch | None]:
@@ -450,7 +287,7 @@ class ProcessEngine:
             if worker.fn_id != fn_id:
                 worker.conn.send_bytes(fn_message)
                 worker.fn_id = fn_id
-            _send(worker.conn, message)
+            send(worker.conn, message)
         except OSError:
             # The worker died (its end of the pipe is closed): its sentinel
             # reports that next, and _bury re-runs the chunk it now holds.
@@ -479,7 +316,7 @@ class ProcessEngine:
     def _send_ahead(self, worker: _Worker, chunk: _Chunk) -> None:
         worker.queued = chunk
         try:
-            _send(worker.conn, ChunkMessage(chunk.payload, chunk.meta, chunk.indexes, False, False))
+            send(worker.conn, ChunkMessage(chunk.payload, chunk.meta, chunk.indexes, False, False))
         except OSError:
             pass  # the worker died: _bury re-queues the chunk (see _send_chunk)
 
@@ -659,21 +496,13 @@ class _MapRun:
         sent: Sequence[int] = (
             [chunk.indexes[min(chunk.unreported)]] if chunk.unreported is not None else chunk.indexes
         )
-        try:
-            reply: ResultMessage = pickle.loads(data)
-            values, wrapped = reply.values, reply.wrapped
-            failures: Failures = {pos: (r.exception(), r.tb_text) for pos, r in reply.reports.items()}
-        except Exception as exc:
-            # The worker is fine, but what it sent cannot be rebuilt here (say,
-            # a value of a class only the worker has): those items fail.
-            failures = dict.fromkeys(range(len(sent)), (_unpicklable_reply(exc, sent), ""))
-            values, wrapped = [None] * len(sent), False
+        # values only cloudpickle could send unwrapped; what cannot be rebuilt here fails its item
+        batch = received(data, sent)
         if careful:  # one item per message, in chunk order
             assert chunk.unreported is not None
             chunk.unreported.discard(min(chunk.unreported))
         else:
             chunk.unreported = set()
-        batch = self.engine._batch(sent, values, failures, wrapped)
         if not chunk.unreported:
             _serialize.release(chunk.segments)
             now = time.monotonic()
@@ -698,7 +527,7 @@ class _MapRun:
                 raise BrokenProcessPool(
                     f"worker processes keep dying before running any item "
                     f"(last one {describe_exit(worker.exitcode)}); "
-                    f"{_startup_hint(worker.start_method)}"
+                    f"{startup_hint(worker.start_method)}"
                 )
 
     # -- phase 5: timeouts

@@ -1,9 +1,13 @@
 """ProcessExecutor: a drop-in ``concurrent.futures.ProcessPoolExecutor``, with the walls removed.
 
-It *is* a ``ProcessPoolExecutor`` (same constructor: ``max_workers``,
-``mp_context``, ``initializer``, ``initargs``, ``max_tasks_per_child``; same
-``submit``/``map``/``shutdown`` semantics; ``BrokenProcessPool`` when a worker
-dies), plus:
+Same constructor (``max_workers``, ``mp_context``, ``initializer``,
+``initargs``, ``max_tasks_per_child``), same ``submit``/``map``/``shutdown``
+semantics and errors (``BrokenProcessPool`` for every running and pending
+call when a worker dies, then for every ``submit``; ``RuntimeError`` after
+``shutdown``), futures that work with ``wait`` and ``as_completed``; queued
+work still runs at interpreter exit.  Its worker processes are manycore's own
+(:mod:`manycore._workers.pool`: no private member of the stdlib's pool is
+used), which gives:
 
 * **cloudpickle**: lambdas, closures and interactively defined functions work
   as ``fn`` and as ``initializer``; an argument that cannot be pickled fails
@@ -33,7 +37,8 @@ dies), plus:
   executor is created; otherwise they start with ``forkserver`` (a lock
   another thread held at fork time would stay held in the worker for ever).
   ``mp_context`` tells which one was chosen; ``pmap``'s workers on this
-  executor start the same way.
+  executor start the same way.  As in the stdlib, ``max_tasks_per_child``
+  without ``mp_context`` starts workers with ``spawn``.
 * **fork**: the copy of the executor in a forked child refuses ``submit``
   and ``pmap`` with ``RuntimeError`` (the stdlib pool accepts the call and
   never runs it: its management thread is in the parent), and its
@@ -43,46 +48,25 @@ dies), plus:
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
+import multiprocessing
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from .._cpus import available_cpus
 from .._workers import serialize as _serialize
 from .._workers import start_context
-from .._workers.report import portable
-from .._workers.setup import WorkerInit, forking, worker_setup
+from .._workers.pool import WorkerPool, stop_all_at_exit
+from .._workers.setup import WorkerInit
 from ..errors import UnpicklableError  # noqa: F401  # its old home: manycore.executors.process.UnpicklableError
-from ._contract import ManycoreExecutor, MapPlan, NotifyCancelledOnShutdown, check_max_workers
+from ._contract import ManycoreExecutor, MapPlan, check_max_workers, register_exit_hook
 
 R = TypeVar("R")
-
-#: How long terminate() waits for the pool to fail the futures its killed workers ran.
-_TERMINATE_SETTLE_S = 30.0
-
-
-def _run_payload(payload: bytes, segments: list[_serialize.Segment]) -> Any:
-    try:
-        fn, args, kwargs = _serialize.loads_shared(payload, segments)
-    except BaseException as exc:  # also SystemExit raised by a __setstate__
-        # The stdlib unpickles the call in the worker's main loop, where this
-        # kills the worker and breaks the pool (BrokenProcessPool).  Here only
-        # this call fails, with the same exception type; the pool goes on.
-        raise BrokenProcessPool(
-            f"the call could not be unpickled in the worker process ({type(exc).__name__}: {exc}); "
-            "the pool is still usable"
-        ) from exc
-    try:
-        return fn(*args, **kwargs)
-    except BaseException as exc:
-        travels = portable(exc)
-        if travels is exc:
-            raise
-        raise travels from exc  # the pool formats the chain: the original traceback travels as text
 
 
 def _release_segments(segments: list[Any]) -> Callable[[Future[Any]], None]:
@@ -92,7 +76,41 @@ def _release_segments(segments: list[Any]) -> Callable[[Future[Any]], None]:
     return release
 
 
-class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreExecutor):
+def _check_max_tasks(max_tasks_per_child: Any, mp_context: Any) -> None:
+    """The stdlib's checks, in its words."""
+    if isinstance(max_tasks_per_child, bool) or not isinstance(max_tasks_per_child, int):
+        raise TypeError("max_tasks_per_child must be an integer")
+    if max_tasks_per_child <= 0:
+        raise ValueError("max_tasks_per_child must be >= 1")
+    if mp_context.get_start_method(allow_none=False) == "fork":
+        raise ValueError(
+            "max_tasks_per_child is incompatible with the 'fork' multiprocessing start method; "
+            "supply a different mp_context."
+        )
+
+
+def _run_calls(fn: Callable[..., Any], chunk: tuple[tuple[Any, ...], ...]) -> list[Any]:
+    """In a worker: one chunk of ``map`` (the stdlib sends ``map`` in chunks too)."""
+    return [fn(*args) for args in chunk]
+
+
+def _chunks(iterables: tuple[Iterable[Any], ...], size: int) -> Iterator[tuple[tuple[Any, ...], ...]]:
+    arguments = zip(*iterables, strict=False)  # the shortest input ends map, as in the stdlib
+    while chunk := tuple(itertools.islice(arguments, size)):
+        yield chunk
+
+
+def _flatten(chunks: Iterator[list[Any]]) -> Iterator[Any]:
+    try:
+        for chunk in chunks:
+            yield from chunk
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # early exit: the stdlib's map cancels what has not run
+
+
+class ProcessExecutor(ManycoreExecutor):
     backend_name = "processes"
 
     def __init__(
@@ -108,38 +126,27 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
         workers = check_max_workers(max_workers, available_cpus())
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
-        self._user_initializer = initializer
-        self._user_initargs = tuple(initargs)
-        self._inner_threads = max(1, available_cpus() // workers) if limit_inner_threads else None
         self._init = WorkerInit(initializer, tuple(initargs)) if initializer is not None else None
+        if max_tasks_per_child is not None:
+            mp_context = mp_context or multiprocessing.get_context("spawn")
+            _check_max_tasks(max_tasks_per_child, mp_context)
+        else:
+            mp_context = start_context(mp_context, self._init)  # fork only when no thread runs Python
+        self._max_workers = workers
+        self._mp_context = mp_context
+        self._inner_threads = max(1, available_cpus() // workers) if limit_inner_threads else None
+        self._pool = WorkerPool(workers, mp_context, self._init, self._inner_threads, max_tasks_per_child)
+        # dropped without shutdown(): the queue drains and the workers stop (as the stdlib's do)
+        weakref.finalize(self, self._pool.shutdown, False, False)
         self._engine: Any = None  # the shared engine of pmap, started on first use
         self._engine_in_use = False  # a pmap is running on it
         self._private_engines: set[Any] = set()  # engines of pmaps that overlapped another
         self._engine_lock = threading.Lock()
         self._pid = os.getpid()
-        self._submitted: weakref.WeakSet[Future[Any]] = weakref.WeakSet()  # for terminate()
-        self._submitted_lock = threading.Lock()
-        kwargs: dict[str, Any] = {}
-        if max_tasks_per_child is not None:
-            kwargs["max_tasks_per_child"] = max_tasks_per_child  # the stdlib checks it with mp_context
-        else:
-            mp_context = start_context(mp_context, self._init)  # fork only when no thread runs Python
-        super().__init__(
-            max_workers=workers,
-            mp_context=mp_context,
-            initializer=worker_setup,
-            initargs=(self._init, self._inner_threads),
-            **kwargs,
-        )
-
-    def _spawn_process(self) -> None:
-        # where the stdlib starts each worker (3.9+): see forking()
-        with forking(self._mp_context, self._inner_threads):
-            super()._spawn_process()  # type: ignore[misc]  # private in the stdlib
 
     @property
     def max_workers(self) -> int:
-        return int(self._max_workers)  # type: ignore[attr-defined]  # set by ProcessPoolExecutor
+        return self._max_workers
 
     def map_plan(self) -> MapPlan:
         """pmap runs on this executor's fault-tolerant process engine (a private one while it is busy)."""
@@ -149,6 +156,11 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
     def mp_context(self) -> Any:
         return self._mp_context
 
+    @property
+    def _processes(self) -> dict[int, Any]:
+        """``{pid: Process}`` of the live workers (the stdlib pool's attribute of that name)."""
+        return self._pool.processes
+
     def _check_not_forked(self) -> None:
         if self._pid != os.getpid():
             raise RuntimeError(
@@ -157,37 +169,39 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
 
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
         self._check_not_forked()
+        self._pool.check_open()
         segments: list[Any] = []
+        future: Future[R] = Future()
         try:
-            payload, meta = _serialize.dumps_shared((fn, args, kwargs), segments)
+            payload, meta = _serialize.dumps_shared([(fn, args, kwargs)], segments)
         except Exception as exc:
             _serialize.release(segments)
-            if self._shutdown_thread or self._broken:
-                return super().submit(fn, *args, **kwargs)  # raises the stdlib's error
-            failed: Future[R] = Future()
-            failed.set_exception(_pickling_error(fn, args, kwargs, exc))
-            self._start_workers_as_submit_does()
-            return failed
+            future.set_exception(_pickling_error(fn, args, kwargs, exc))
+            return future
+        if segments:
+            future.add_done_callback(_release_segments(segments))
         try:
-            future: Future[R] = super().submit(_run_payload, payload, meta)
+            self._pool.submit(future, payload, meta)
         except BaseException:
             _serialize.release(segments)
             raise
-        if segments:
-            future.add_done_callback(_release_segments(segments))
-        self._watch(future)
-        with self._submitted_lock:
-            self._submitted.add(future)
         return future
 
-    def _start_workers_as_submit_does(self) -> None:
-        # A call that could not be pickled fails at once, but the stdlib pool
-        # (which pickles in a feeder thread) starts workers for it anyway:
-        # keep the same worker processes as it would have.
-        with self._shutdown_lock:
-            if getattr(self, "_safe_to_dynamically_spawn_children", False):  # 3.11+
-                self._adjust_process_count()
-            self._start_executor_manager_thread()
+    def map(  # the stdlib's signature (buffersize= on 3.14 passes through)
+        self,
+        fn: Callable[..., R],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+        **kwargs: Any,
+    ) -> Iterator[R]:
+        """``Executor.map``, sent to the workers ``chunksize`` calls at a time (as the stdlib does)."""
+        if chunksize < 1:
+            raise ValueError("chunksize must be >= 1.")
+        chunks = super().map(
+            functools.partial(_run_calls, fn), _chunks(iterables, chunksize), timeout=timeout, **kwargs
+        )
+        return _flatten(chunks)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._engine_lock:
@@ -198,9 +212,7 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
             for engine in engines:
                 if engine is not None:
                     engine.close()
-        if cancel_futures:
-            self._cancelling_on_shutdown = True
-        super().shutdown(wait=wait, cancel_futures=cancel_futures)
+        self._pool.shutdown(wait, cancel_futures)
 
     def terminate(self) -> None:
         """Cancel queued work and kill the workers now (what Ctrl-C in a ``with`` block does).
@@ -208,19 +220,8 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
         On return every future is done: queued ones cancelled, running ones
         failed with ``BrokenProcessPool``.
         """
-        processes = list((self._processes or {}).values())
         self.shutdown(wait=False, cancel_futures=True)
-        for p in processes:
-            if p.is_alive():
-                p.kill()
-        for p in processes:
-            p.join(timeout=5)
-        # The pool's manager thread sees the dead workers and fails the running
-        # futures (BrokenProcessPool) soon after: wait for that, so that every
-        # future is done on return.
-        with self._submitted_lock:
-            pending = [f for f in self._submitted if not f.done()]
-        wait(pending, timeout=_TERMINATE_SETTLE_S)
+        self._pool.terminate()
 
     def _interrupted_exit(self) -> None:
         self.terminate()  # Ctrl-C in a ``with`` block: running work is killed too
@@ -239,8 +240,7 @@ class ProcessExecutor(NotifyCancelledOnShutdown, ProcessPoolExecutor, ManycoreEx
         """The fault-tolerant engine that runs ``pmap`` with this executor's settings."""
         self._check_not_forked()
         with self._engine_lock:
-            if self._shutdown_thread:
-                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._pool.check_open()
             if self._engine is None:
                 self._engine = self._new_engine()
             return self._engine
@@ -287,3 +287,6 @@ def _pickling_error(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], exc:
             break
     exc.add_note(f"cannot send {culprit} to a worker process")
     return exc
+
+
+register_exit_hook(stop_all_at_exit)  # queued calls run before the interpreter exits
