@@ -1,23 +1,13 @@
-from collections.abc import Sequence
-from typing import Any
-
-OPENMP: bool
-SUM_OF_SQUARES_MAX_N: int
-
-def default_threads() -> int: ...
-def resolve_threads(threads: int | None = None) -> int: ...
-def threads_used(threads: int | None = None) -> int: ...
-def team_size(threads: int | None = None) -> int: ...
-def sum_of_squares(n: int, *, threads: int | None = None) -> int: ...
-def sum_of_squares_tail(n: int, start: int, *, threads: int | None = None) -> int: ...
-def seed_sum_of_squares(n: int) -> int: ...
-def compute_sum(n: int = 1_000_000, *, threads: int | None = None) -> float: ...
-def fast_square(x: Any, *, threads: int | None = None) -> Any: ...
-def mandelbrot(
-    width: int,
-    height: int,
-    max_iter: int = 256,
-    bounds: Sequence[float] = (-2.0, 1.0, -1.5, 1.5),
-    *,
-    threads: int | None = None,
-) -> Any: ...
+# The same source as kernels, built without OpenMP: the same names.
+from manycore._cy.kernels import OPENMP as OPENMP
+from manycore._cy.kernels import SUM_OF_SQUARES_MAX_N as SUM_OF_SQUARES_MAX_N
+from manycore._cy.kernels import compute_sum as compute_sum
+from manycore._cy.kernels import default_threads as default_threads
+from manycore._cy.kernels import fast_square as fast_square
+from manycore._cy.kernels import mandelbrot as mandelbrot
+from manycore._cy.kernels import resolve_threads as resolve_threads
+from manycore._cy.kernels import seed_sum_of_squares as seed_sum_of_squares
+from manycore._cy.kernels import sum_of_squares as sum_of_squares
+from manycore._cy.kernels import sum_of_squares_tail as sum_of_squares_tail
+from manycore._cy.kernels import team_size as team_size
+from manycore._cy.kernels import threads_used as threads_used

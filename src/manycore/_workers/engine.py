@@ -51,6 +51,7 @@ from .protocol import (
     ChunkMessage,
     FnMessage,
     StopMessage,
+    encode,
     received,
     send,
     start_worker,
@@ -392,7 +393,7 @@ class _MapRun:
         except Exception as exc:  # the pickler's own exception, naming what could not travel
             exc.add_note(f"cannot send fn ({fn!r}) to a worker process")
             raise
-        self.fn_message = pickle.dumps(FnMessage(fn_bytes), protocol=pickle.HIGHEST_PROTOCOL)
+        self.fn_message = encode(FnMessage(fn_bytes))
         self.requeue: deque[_Chunk] = deque()  # chunks to run again (their worker died) or not sent yet
         self.busy: dict[Any, _Worker] = {}  # conn -> worker running (or holding) one of our chunks
         self.deaths_without_progress = 0

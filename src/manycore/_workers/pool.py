@@ -27,7 +27,6 @@ ahead to a busy one (it fits in the pipe's buffer).
 from __future__ import annotations
 
 import os
-import pickle
 import threading
 import time
 import weakref
@@ -39,7 +38,7 @@ from multiprocessing.connection import wait as mp_wait
 from typing import Any
 
 from ..errors import describe_exit
-from .protocol import ChunkMessage, StopMessage, received, send, start_worker, startup_hint
+from .protocol import ChunkMessage, StopMessage, encode, received, send, start_worker, startup_hint
 from .setup import WorkerInit
 
 #: Calls at most this big (pickled) may wait in a busy worker's pipe...
@@ -108,7 +107,7 @@ class WorkerPool:
     # ---------------------------------------------------------- caller side
     def submit(self, future: Future[Any], payload: bytes, meta: list[Any]) -> None:
         """Queue one call (``payload``/``meta`` from ``serialize.dumps_shared((fn, args, kwargs))``)."""
-        data = pickle.dumps(ChunkMessage(payload, meta, [0], False, False), protocol=pickle.HIGHEST_PROTOCOL)
+        data = encode(ChunkMessage(payload, meta, [0], False, False))
         with self._lock:
             self.check_open()
             self._pending.append(_Call(future, data))

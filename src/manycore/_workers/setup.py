@@ -124,6 +124,8 @@ def worker_setup(init: WorkerInit | None, inner_threads: int | None, *, limit_no
     """Runs first in every worker process (ours and the engine's)."""
     # The parent decides what Ctrl-C means; a worker traceback per key press helps nobody.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked while we started (start_worker)
     if inner_threads is not None:
         # libraries loaded later in this worker read these when they start
         for name in _INNER_ENV:

@@ -77,12 +77,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import io
 import itertools
 import multiprocessing
 import multiprocessing.connection
 import pickle
-import signal
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -91,10 +89,21 @@ from multiprocessing.context import BaseContext
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
-from .._workers.report import FailureReport
+from .._workers import serialize as _serialize
+from .._workers.protocol import (
+    ChunkMessage,
+    FnMessage,
+    ResultMessage,
+    StopMessage,
+    decode,
+    received,
+    send,
+    start_worker,
+    unpack,
+)
 from ..errors import Closed, RemoteError, RemoteTraceback, WorkerDied
 from ._checks import check_int
-from ._mp import context, new_process
+from ._mp import context
 from .buffer import BoundedBuffer
 
 __all__ = [
@@ -119,8 +128,6 @@ Kind = Literal["thread", "process"]
 PROCESS_STOP_GRACE_S = 1.0
 
 _PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
-_OK = 0
-_ERR = 1
 _run_ids = itertools.count(1)
 
 
@@ -245,16 +252,15 @@ class Pipeline(Generic[InT, OutT]):
 
 
 class _Pickled:
-    """An item still in pickled form: ``data[offset:]`` is its pickle."""
+    """A result still pickled, as its worker packed it (a one-item list): the next process stage's payload."""
 
-    __slots__ = ("data", "offset")
+    __slots__ = ("data",)
 
-    def __init__(self, data: bytes, offset: int) -> None:
+    def __init__(self, data: bytes) -> None:
         self.data = data
-        self.offset = offset
 
     def load(self) -> Any:
-        return pickle.loads(memoryview(self.data)[self.offset :])
+        return pickle.loads(self.data)[0]
 
 
 def _add_note(exc: BaseException, note: str) -> None:
@@ -330,41 +336,25 @@ class _RunState:
         if self.ctx is None:
             return started
         ctx = self.ctx
-        # Children must not get SIGINT before they ignore it: block it here
-        # (the mask is inherited through fork and exec), the child unblocks it.
-        mask = (
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-            if hasattr(signal, "pthread_sigmask")
-            else None
-        )
         try:
             for stage in self.stages:
                 if stage.kind != "process":
                     continue
                 for w in range(stage.workers):
-                    parent_conn, child_conn = ctx.Pipe(duplex=True)
-                    proc = new_process(
+                    # results packed: between process stages they travel without being unpickled here
+                    proc, conn = start_worker(
                         ctx,
-                        _child_main,
-                        (child_conn, stage._fn_bytes),
+                        None,
                         f"manycore-pipeline-{self.run_id}-{stage.name}-{w}",
                         daemon=True,
+                        packed=True,
                     )
-                    try:
-                        proc.start()
-                    finally:
-                        # Close our copy at once, so that later children do not
-                        # inherit it and EOF reaches us when this child dies.
-                        child_conn.close()
-                    started.append((proc, parent_conn))
+                    started.append((proc, conn))
                     self.procs.append(proc)
         except BaseException:
             for proc, conn in started:
                 _stop_child(proc, conn, 0.0)
             raise
-        finally:
-            if mask is not None:
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         return started
 
     def stop(self) -> None:
@@ -517,27 +507,50 @@ def _process_worker(state: _RunState, i: int, proc: Any, conn: Any) -> None:
     busy = False
     seq = -1
     try:
+        assert stage._fn_bytes is not None
+        send(conn, FnMessage(stage._fn_bytes))
         for seq, value in _inputs(state, i):
+            segments: list[Any] = []
             try:
                 if isinstance(value, _Pickled):
-                    conn.send_bytes(value.data, value.offset)
+                    message = ChunkMessage(value.data, [], [seq], False, False)
                 else:
-                    conn.send_bytes(pickle.dumps(value, _PICKLE_PROTOCOL))
-            except (pickle.PicklingError, TypeError, AttributeError) as e:
+                    payload, meta = _serialize.dumps_shared([value], segments)
+                    message = ChunkMessage(payload, meta, [seq], False, False)
+            except Exception as e:
+                _serialize.release(segments)
                 state.fail(state.annotate(e, i, seq))
                 return
-            busy = True
-            ready = multiprocessing.connection.wait([conn, state.wakeup_r])
-            if conn not in ready:  # stopping
-                return
-            reply = conn.recv_bytes()
-            busy = False
-            if reply[0] == _OK:
-                result = _Pickled(reply, 1) if forward_pickled else pickle.loads(memoryview(reply)[1:])
-                outbuf.put((seq, result))
+            try:
+                send(conn, message)
+                busy = True
+                ready = multiprocessing.connection.wait([conn, state.wakeup_r])
+                if conn not in ready:  # stopping
+                    return
+                data = conn.recv_bytes()
+                busy = False
+            finally:
+                _serialize.release(segments)
+            try:
+                reply: ResultMessage | None = decode(data)
+            except Exception:
+                reply = None  # unpack() names the failure
+            if (
+                forward_pickled
+                and reply is not None
+                and not reply.reports
+                and isinstance(reply.values, bytes)
+            ):
+                outbuf.put((seq, _Pickled(reply.values)))
+                continue
+            if reply is None:
+                _, values, failures = received(data, [seq])
             else:
-                state.fail(state.annotate(_decode_error(reply), i, seq))
+                _, values, failures = unpack(reply, [seq])
+            if failures:
+                state.fail(state.annotate(failures[0][0], i, seq))
                 return
+            outbuf.put((seq, values[0]))
     except Closed:
         return
     except (EOFError, OSError) as e:
@@ -565,7 +578,7 @@ def _stop_child(proc: Any, conn: Any, grace_s: float) -> None:
     """Ask a worker process to exit (empty message), then terminate it if it does not within ``grace_s``."""
     if conn is not None:
         with contextlib.suppress(OSError):
-            conn.send_bytes(b"")
+            send(conn, StopMessage())
     proc.join(timeout=grace_s)
     if proc.is_alive():
         proc.terminate()
@@ -575,56 +588,6 @@ def _stop_child(proc: Any, conn: Any, grace_s: float) -> None:
         proc.join()
     if conn is not None:
         conn.close()
-
-
-# -- the worker process --------------------------------------------------------
-
-
-def _encode_error(exc: BaseException) -> bytes:
-    """``_ERR`` + the pickled :class:`FailureReport` of ``exc`` (it always pickles)."""
-    return bytes([_ERR]) + pickle.dumps(FailureReport.of(exc), _PICKLE_PROTOCOL)
-
-
-def _decode_error(reply: bytes) -> BaseException:
-    """The original exception if it rebuilds here, else a ``RemoteError``; traceback text as cause."""
-    report: FailureReport = pickle.loads(memoryview(reply)[1:])
-    return report.exception()
-
-
-def _child_main(conn: Any, fn_bytes: bytes) -> None:
-    """Worker process: answer each pickled item with ``_OK`` + pickled result or ``_ERR`` + error."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    fn: Callable[[Any], Any] | None = None
-    startup_error: BaseException | None = None
-    try:
-        fn = pickle.loads(fn_bytes)
-    except BaseException as e:
-        startup_error = e
-    while True:
-        try:
-            msg = conn.recv_bytes()
-        except (EOFError, OSError):
-            return
-        if not msg:  # stop request
-            return
-        try:
-            if fn is None:
-                assert startup_error is not None
-                raise startup_error
-            result = fn(pickle.loads(msg))
-            out = io.BytesIO()
-            out.write(bytes([_OK]))
-            pickle.Pickler(out, _PICKLE_PROTOCOL).dump(result)
-            reply: Any = out.getbuffer()
-        except BaseException as e:
-            reply = _encode_error(e)
-        try:
-            conn.send_bytes(reply)
-        except OSError:
-            return
-        del reply
 
 
 # -- the caller's side ---------------------------------------------------------
