@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # sanitize.sh MODE [pytest args...] -- build the C core, the extension and the Cython modules
 # with a sanitizer into a separate virtual environment and run the native test subset under it
-# (tests/test_native_{kernels,errors,pool,threads,serial_map}.py, tests/test_ffi*.py, tests/test_cython*.py).
+# (tests/test_native_{kernels,errors,pool,threads}.py, tests/test_serial_map.py, tests/test_ffi*.py, tests/test_cython*.py).
 # docs/native.md "Sanitizers" has, per mode, what ran, the result and the time it takes.
 #
 #   MODE      what                                    how                         time here
@@ -85,7 +85,7 @@ base="${SANITIZE_DIR:-/tmp/manycore-sanitize}"
 supp="$root/scripts/sanitizers"
 python="${PYTHON:-python3}"
 default_tests=(tests/test_native_kernels.py tests/test_native_errors.py tests/test_native_pool.py
-               tests/test_native_threads.py tests/test_native_serial_map.py)
+               tests/test_native_threads.py tests/test_serial_map.py)
 for t in tests/test_ffi*.py tests/test_cython*.py; do
     [[ -e "$t" ]] && default_tests+=("$t")
 done
@@ -94,7 +94,7 @@ read -r -a tests <<< "${TESTS:-${default_tests[*]}}"
 # the pool the tests that reach each kernel, buffer kind and pool state once, without the
 # long exactness sweeps (sum_of_squares_range up to 2**35 alone takes > 5 min under valgrind)
 # and the hypothesis property tests.  VALGRIND_ALL=1 runs the whole subset instead.
-valgrind_subset=(tests/test_native_errors.py tests/test_native_threads.py tests/test_native_serial_map.py tests/test_ffi_errors.py
+valgrind_subset=(tests/test_native_errors.py tests/test_native_threads.py tests/test_serial_map.py tests/test_ffi_errors.py
                  tests/test_ffi_callbacks.py tests/test_ffi_parity.py tests/test_ffi_posix.py
                  tests/test_ffi_seed.py tests/test_cython_kernels.py)
 for t in buffer_kinds ctypes_arrays array_array_every_typecode bytes_and_bytearray_are_unsigned_bytes \

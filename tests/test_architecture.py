@@ -164,3 +164,28 @@ def test_the_checker_sees_what_it_must() -> None:
     assert "manycore._workers.engine" in edges["manycore._map.run"]  # imported inside a function
     assert layer_of("manycore.executors.process") > layer_of("manycore._workers.engine")
     assert layer_of("manycore.pmap") > layer_of("manycore.executors")
+
+
+def test_the_map_layer_imports_no_binding_of_the_kernels() -> None:
+    # pmap's serial iterator is its own extension (manycore._map._serial): the map layer
+    # runs without the native runtime
+    bindings = LAYERS[[name for name, _ in LAYERS].index("bindings")][1]
+    for path in [PACKAGE / "pmap.py", *sorted((PACKAGE / "_map").glob("*.py"))]:
+        used = [t for _, t in imports(path) if any(t == b or t.startswith(b + ".") for b in bindings)]
+        assert not used, f"{module_name(path)} imports {used}"
+
+
+def test_pmap_runs_serially_without_the_kernels_extension() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['manycore._native'] = None\n"
+        "import manycore\n"
+        "it = manycore.pmap(abs, range(-5, 0), backend='serial')\n"
+        "items = list(it)\n"
+        "print(type(it._state.serial_map).__module__, items)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["manycore._map._serial", "[5,", "4,", "3,", "2,", "1]"], out.stdout

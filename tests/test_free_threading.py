@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 import manycore
-from manycore import _build, _native, native, pmap
+from manycore import _build, native, pmap
+from manycore._map import _serial
 from manycore.patterns import BoundedBuffer, Limiter, Pipeline, SharedCounter
 
 FREE_THREADED = _build.free_threaded_build()
@@ -181,7 +182,7 @@ def executors() -> Iterator[dict[str, manycore.ManycoreExecutor]]:
 def test_one_serial_map_pulled_by_many_threads_gives_each_item_once() -> None:
     """The C iterator behind pmap's serial path, shared by 8 threads: no item lost, none twice."""
     n = 20_000
-    it = _native.serial_map(square, list(range(n)), 0, lambda i, e: None)
+    it = _serial.serial_map(square, list(range(n)), 0, lambda i, e: None)
     got: list[list[int]] = [[] for _ in range(8)]
     start = threading.Barrier(8)
 

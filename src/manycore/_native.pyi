@@ -1,6 +1,6 @@
 # Type stubs for the CPython extension manycore._native (src/manycore/_native.c).
 # Low-level: arguments arrive validated by manycore.native; use that module.
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 _T = TypeVar("_T")
@@ -64,11 +64,4 @@ def call_in_threads(
 ) -> list[tuple[bool, Any]]: ...
 def _debug_fail_thread_create(after: int, /) -> None: ...
 def noop_address() -> int: ...
-def serial_map(
-    fn: Callable[[Any], Any],
-    iterable: Iterable[Any],
-    start: int,
-    on_error: Callable[[int, Exception], Any],
-    /,
-) -> Iterator[Any]: ...
 def build_info() -> dict[str, Any]: ...

@@ -26,6 +26,7 @@ from .._cpus import available_cpus
 from .._workers.batches import Batch, Input, run_chunk
 from ..errors import TaskError
 from ..executors import ManycoreExecutor, MapPlan, get_executor
+from ._serial import serial_map
 from .decide import Decision, decide, default_chunk
 from .deliver import Backlog, deliver, format_exception, raise_failure
 
@@ -194,14 +195,12 @@ def _serial_stream(fn: Callable[[Any], Any], source: Input, probed: Batch | None
     """
     if probed is not None and probed[2]:
         return None  # a probe item failed: the batch path delivers it in order
-    from .. import _native
-
     rest = source.take_rest()
     if rest is None:
         return None
     indexes, items = rest
     on_error = _collect_item if errors == "collect" else _raise_item
-    return _native.serial_map(fn, items, indexes.start, on_error)
+    return serial_map(fn, items, indexes.start, on_error)
 
 
 def _raise_item(index: int, exc: Exception) -> Any:

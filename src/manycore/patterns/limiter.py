@@ -53,7 +53,26 @@ def _check_acquire_args(blocking: bool, timeout: float | None) -> None:
         raise ValueError("can't specify timeout for non-blocking acquire")
 
 
-class Limiter:
+class _Slots:
+    """What both limiters count: the limit, the holders now, the most holders at once."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = check_int(limit, "limit", minimum=1)
+        self._active = 0
+        self._peak = 0
+
+    @property
+    def limit(self) -> int:
+        """The maximum number of simultaneous holders."""
+        return self._limit
+
+    def _took(self) -> bool:
+        self._active += 1
+        self._peak = max(self._peak, self._active)
+        return True
+
+
+class Limiter(_Slots):
     """At most ``limit`` threads inside at once; a context manager and a decorator.
 
     >>> db = Limiter(2)
@@ -65,16 +84,9 @@ class Limiter:
     """
 
     def __init__(self, limit: int) -> None:
-        self._limit = check_int(limit, "limit", minimum=1)
+        super().__init__(limit)
         self._sem = threading.BoundedSemaphore(limit)
         self._count_lock = threading.Lock()
-        self._active = 0
-        self._peak = 0
-
-    @property
-    def limit(self) -> int:
-        """The maximum number of simultaneous holders."""
-        return self._limit
 
     @property
     def active(self) -> int:
@@ -94,8 +106,7 @@ class Limiter:
         if not self._sem.acquire(blocking, timeout):
             return False
         with self._count_lock:
-            self._active += 1
-            self._peak = max(self._peak, self._active)
+            self._took()
         return True
 
     def release(self) -> None:
@@ -131,7 +142,7 @@ class Limiter:
         return f"<Limiter {self.active}/{self._limit} active, peak {self.peak}>"
 
 
-class AsyncLimiter:
+class AsyncLimiter(_Slots):
     """At most ``limit`` coroutines inside at once; an async context manager and a decorator.
 
     Same contract as ``Limiter``, with ``await limiter.acquire(...)`` and
@@ -144,15 +155,8 @@ class AsyncLimiter:
     """
 
     def __init__(self, limit: int) -> None:
-        self._limit = check_int(limit, "limit", minimum=1)
+        super().__init__(limit)
         self._sem = asyncio.BoundedSemaphore(limit)
-        self._active = 0
-        self._peak = 0
-
-    @property
-    def limit(self) -> int:
-        """The maximum number of simultaneous holders."""
-        return self._limit
 
     @property
     def active(self) -> int:
@@ -163,11 +167,6 @@ class AsyncLimiter:
     def peak(self) -> int:
         """Largest number of simultaneous holders seen so far (never more than ``limit``)."""
         return self._peak
-
-    def _took(self) -> bool:
-        self._active += 1
-        self._peak = max(self._peak, self._active)
-        return True
 
     async def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         """Take a slot; see the module docstring for the exact semantics.

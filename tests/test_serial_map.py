@@ -1,4 +1,4 @@
-"""manycore._native.serial_map: the C iterator behind pmap's serial stream (refcounts, errors, GC)."""
+"""manycore._serial.serial_map: the C iterator behind pmap's serial stream (refcounts, errors, GC)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from manycore import _native
+from manycore._map import _serial
 
 
 def double(x: int) -> int:
@@ -29,14 +29,14 @@ def reraise_with_note(index: int, exc: Exception) -> Any:
 
 
 def test_results_in_order_with_failures_replaced_at_their_input_position() -> None:
-    out = list(_native.serial_map(double, range(20), 100, replace))
+    out = list(_serial.serial_map(double, range(20), 100, replace))
     assert out[:13] == [2 * x for x in range(13)]
     assert out[13] == ("failed", 113, "unlucky 13")
     assert out[14:] == [2 * x for x in range(14, 20)]
 
 
 def test_on_error_that_raises_stops_the_iteration_with_that_exception() -> None:
-    it = _native.serial_map(double, list(range(20)), 0, reraise_with_note)
+    it = _serial.serial_map(double, list(range(20)), 0, reraise_with_note)
     got = [next(it) for _ in range(13)]
     with pytest.raises(ValueError, match="unlucky 13") as info:
         next(it)
@@ -56,7 +56,7 @@ def test_base_exceptions_pass_through_without_the_callback() -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        list(_native.serial_map(interrupt, [1], 0, lambda i, e: called.append(i)))
+        list(_serial.serial_map(interrupt, [1], 0, lambda i, e: called.append(i)))
     assert called == []
 
 
@@ -65,20 +65,20 @@ def test_an_input_error_propagates() -> None:
         yield 1
         raise RuntimeError("input broke")
 
-    it = _native.serial_map(double, items(), 0, replace)
+    it = _serial.serial_map(double, items(), 0, replace)
     assert next(it) == 2
     with pytest.raises(RuntimeError, match="input broke"):
         next(it)
 
 
 def test_length_hint_follows_the_input() -> None:
-    it = _native.serial_map(double, list(range(10)), 0, replace)
+    it = _serial.serial_map(double, list(range(10)), 0, replace)
     assert operator.length_hint(it) == 10
     next(it)
     assert operator.length_hint(it) == 9
     list(it)
     assert operator.length_hint(it) == 0
-    assert operator.length_hint(_native.serial_map(double, iter(lambda: 1, 2), 0, replace), 7) == 7
+    assert operator.length_hint(_serial.serial_map(double, iter(lambda: 1, 2), 0, replace), 7) == 7
 
 
 @pytest.mark.parametrize(
@@ -93,25 +93,25 @@ def test_length_hint_follows_the_input() -> None:
 )
 def test_bad_arguments(args: tuple[Any, ...], error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
-        _native.serial_map(*args)
+        _serial.serial_map(*args)
 
 
 def test_the_type_cannot_be_instantiated_from_python() -> None:
     with pytest.raises(TypeError, match="cannot create"):
-        type(_native.serial_map(double, [], 0, replace))()
+        type(_serial.serial_map(double, [], 0, replace))()
 
 
 def run_all_paths(items: list[Any], results: list[Any]) -> None:
-    out = list(_native.serial_map(lambda item: results[items.index(item)], items, 0, replace))
+    out = list(_serial.serial_map(lambda item: results[items.index(item)], items, 0, replace))
     assert out == results
-    list(_native.serial_map(double, range(20), 0, replace))  # a failure replaced
+    list(_serial.serial_map(double, range(20), 0, replace))  # a failure replaced
     try:
-        list(_native.serial_map(double, range(20), 0, reraise_with_note))
+        list(_serial.serial_map(double, range(20), 0, reraise_with_note))
     except ValueError:
         pass
     else:  # pragma: no cover
         raise AssertionError("no exception")
-    _native.serial_map(double, items, 0, replace)  # never iterated
+    _serial.serial_map(double, items, 0, replace)  # never iterated
 
 
 def test_no_reference_is_leaked() -> None:
@@ -120,7 +120,7 @@ def test_no_reference_is_leaked() -> None:
 
     items = [Item() for _ in range(50)]
     results = [object() for _ in range(50)]
-    kind = type(_native.serial_map(double, [], 0, replace))
+    kind = type(_serial.serial_map(double, [], 0, replace))
     run_all_paths(items, results)  # first-call effects (caches) before counting
     gc.collect()
     before = [sys.getrefcount(x) for x in (double, replace, items[0], results[0], kind)]
@@ -135,7 +135,7 @@ def test_a_reference_cycle_through_the_iterator_is_collected() -> None:
         pass
 
     holder = Holder()
-    holder.stream = _native.serial_map(lambda x, h=holder: h, [1, 2], 0, replace)
+    holder.stream = _serial.serial_map(lambda x, h=holder: h, [1, 2], 0, replace)
     alive = weakref.ref(holder)
     del holder
     gc.collect()
@@ -143,7 +143,7 @@ def test_a_reference_cycle_through_the_iterator_is_collected() -> None:
 
 
 def test_close_ends_the_iteration() -> None:
-    it = _native.serial_map(double, list(range(10)), 0, replace)
+    it = _serial.serial_map(double, list(range(10)), 0, replace)
     assert next(it) == 0
     it.close()
     assert list(it) == []
