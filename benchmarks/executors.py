@@ -11,6 +11,8 @@ Peers: serial, multiprocessing.Pool, concurrent.futures executors, joblib and mp
 3. Per-task overhead of the batched process backend (pmap processes, large chunks) vs
    Pool.map with large chunks.
 4. A GIL-releasing NumPy function on threads.
+5. ProcessExecutor (manycore's own worker pool) against the stdlib's ProcessPoolExecutor, both
+   warm: 5,000 tiny ``submit`` calls, ``map(chunksize=1)`` and ``map(chunksize=n/(4p))``.
 """
 
 from __future__ import annotations
@@ -167,6 +169,32 @@ def main(argv: list[str] | None = None) -> int:
     line("manycore.pmap(backend='threads')", t4, s4)
     a4, _ = best_of(lambda: list(manycore.pmap(numpy_task, seeds)), rep)
     line("manycore.pmap(auto)", a4, s4)
+
+    calls = 5_000
+    print(f"\n[5] ProcessExecutor vs ProcessPoolExecutor (warm, {cpus} workers), {calls:,} tiny calls")
+    small = list(range(calls))
+    rows: dict[str, dict[str, float]] = {}
+    for name, cls in (
+        ("stdlib ProcessPoolExecutor", ProcessPoolExecutor),
+        ("manycore.ProcessExecutor", None),
+    ):
+        with cls(cpus) if cls is not None else manycore.ProcessExecutor(cpus) as ex:
+            list(ex.map(trivial, range(8 * cpus)))  # start every worker
+            rows[name] = {
+                "submit": best_of(lambda: [f.result() for f in [ex.submit(trivial, x) for x in small]], rep)[
+                    0
+                ],
+                "map(chunksize=1)": best_of(lambda: list(ex.map(trivial, small)), rep)[0],
+                "map(chunksize=n/(4p))": best_of(
+                    lambda: list(ex.map(trivial, big, chunksize=len(big) // (4 * cpus))), rep
+                )[0],
+            }
+    base_rows = rows["stdlib ProcessPoolExecutor"]
+    for what, stdlib_t in base_rows.items():
+        ours = rows["manycore.ProcessExecutor"][what]
+        size = f"{len(big):,} calls" if "4p" in what else f"{calls:,} calls"
+        line(f"stdlib {what}, {size}", stdlib_t, stdlib_t)
+        line(f"ProcessExecutor {what}", ours, stdlib_t, "(x: speed vs the stdlib's pool)")
     return 0
 
 

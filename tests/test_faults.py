@@ -1272,3 +1272,103 @@ def scenario_dask_worker_death() -> None:
 
 def test_dask_worker_death_is_retried_then_killed_worker() -> None:
     scenario("dask_worker_death")
+
+
+# ================================================================ ProcessExecutor's pool: on demand, fork rule, ending it
+HELD = threading.Lock()
+
+
+def takes_the_held_lock(gate_dir: str, key: str) -> tuple[bool, int]:
+    """Announce, then take HELD (a fork made while another thread held it copies it held)."""
+    Gate(gate_dir).announce(key)
+    acquired = HELD.acquire(timeout=5.0)
+    if acquired:
+        HELD.release()
+    return acquired, os.getppid()
+
+
+def scenario_pool_forks_a_worker_only_while_no_thread_runs_python() -> None:
+    warm_up()
+    with LeakCheck(), tempfile.TemporaryDirectory() as tmp:
+        executor = ProcessExecutor(2)  # made while no other thread runs: fork where it is the default
+        try:
+            first, parent = executor.submit(takes_the_held_lock, tmp, "first").result(timeout=HANG_GUARD_S)
+            assert first
+            holding, release = threading.Event(), threading.Event()
+
+            def hold() -> None:
+                with HELD:
+                    holding.set()
+                    release.wait(HANG_GUARD_S)  # inside Python code, holding the lock
+
+            holder = threading.Thread(target=hold)
+            holder.start()
+            try:
+                assert holding.wait(HANG_GUARD_S)
+                # two calls at once: the second finds no idle worker and starts one now
+                calls = [executor.submit(takes_the_held_lock, tmp, f"call{i}") for i in range(2)]
+                assert len(executor._processes) == 2, executor._processes
+                results = [f.result(timeout=HANG_GUARD_S) for f in calls]
+            finally:
+                release.set()
+                holder.join()
+            # neither saw the lock held: the second worker did not fork from this threaded process
+            assert all(ok for ok, _ in results), results
+            if executor.mp_context.get_start_method() == "fork":
+                assert parent == os.getpid()  # the first one was forked (fast) ...
+                assert {ppid for _, ppid in results} - {os.getpid()}, results  # ... the second one was not
+        finally:
+            executor.shutdown(wait=True)
+
+
+def test_pool_forks_a_worker_only_while_no_thread_runs_python() -> None:
+    scenario("pool_forks_a_worker_only_while_no_thread_runs_python")
+
+
+def scenario_pool_starts_workers_on_demand_and_caps_max_workers() -> None:
+    from manycore.executors.process import MAX_WORKERS
+
+    warm_up()
+    with LeakCheck(), tempfile.TemporaryDirectory() as tmp:
+        gate = Gate(tmp)
+        with pytest.warns(RuntimeWarning, match=r"max_workers=1000000 .* capped"):
+            executor = ProcessExecutor(max_workers=10**6)
+        try:
+            assert executor.max_workers == MAX_WORKERS
+            futures = [executor.submit(gated, tmp, i) for i in range(4)]
+            gate.wait_started(4)
+            assert len(executor._processes) == 4, executor._processes  # one per call waiting, no more
+            gate.open()
+            assert sorted(f.result(timeout=HANG_GUARD_S) for f in futures) == [0, 1, 2, 3]
+            assert len(executor._processes) == 4
+        finally:
+            gate.open()
+            executor.shutdown(wait=True)
+
+
+def test_pool_starts_workers_on_demand_and_caps_max_workers() -> None:
+    scenario("pool_starts_workers_on_demand_and_caps_max_workers")
+
+
+def scenario_process_executor_ends_its_workers(how: str) -> None:
+    warm_up()
+    with LeakCheck(), tempfile.TemporaryDirectory() as tmp:
+        gate = Gate(tmp)
+        executor = ProcessExecutor(1)
+        try:
+            stuck = executor.submit(gated, tmp, "stuck")
+            queued = executor.submit(square, 3)
+            gate.wait_started(1, "stuck")
+            getattr(executor, how)()  # returns without waiting, as in CPython 3.14
+            assert isinstance(stuck.exception(timeout=HANG_GUARD_S), BrokenProcessPool)
+            assert queued.cancelled()
+            with pytest.raises((BrokenProcessPool, RuntimeError)):
+                executor.submit(square, 1)
+        finally:
+            gate.open()
+            executor.shutdown(wait=True)
+
+
+@pytest.mark.parametrize("how", ["terminate_workers", "kill_workers"])
+def test_process_executor_ends_its_workers(how: str) -> None:
+    scenario("process_executor_ends_its_workers", how)

@@ -11,9 +11,10 @@ way every manycore worker is.  Semantics are ``ProcessPoolExecutor``'s:
   running and pending futures fail with ``BrokenProcessPool``, and so does
   every later ``submit``);
 * workers start on demand, one per call that finds no idle worker, up to
-  ``workers``; under ``fork`` all of them at the first call, before the
-  manager thread exists (a process forked while that thread runs could
-  inherit a lock it holds);
+  ``workers``, whatever the start method.  Under the default ``fork``, a
+  worker forks only while the manager thread sits in its wait (holding no
+  lock, running no callback) and no other thread runs Python; otherwise that
+  worker starts with forkserver;
 * ``max_tasks``: a worker exits after that many calls and is replaced;
 * ``shutdown`` lets the queue drain, then stops the workers; the manager
   thread ends with them.  Interpreter exit does the same
@@ -26,6 +27,7 @@ ahead to a busy one (it fits in the pipe's buffer).
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -38,6 +40,7 @@ from multiprocessing.connection import wait as mp_wait
 from typing import Any
 
 from ..errors import describe_exit
+from ._start import fork_only, other_python_threads, start_context
 from .protocol import ChunkMessage, StopMessage, encode, received, send, start_worker, startup_hint
 from .setup import WorkerInit
 
@@ -50,6 +53,7 @@ AHEAD_BELOW_S = 0.005
 STOP_WAIT_S = 5.0
 
 _pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
+_pool_ids = itertools.count(1)
 _exiting = False
 
 
@@ -80,14 +84,20 @@ class WorkerPool:
         init: WorkerInit | None,
         inner_threads: int | None,
         max_tasks: int | None,
+        auto_fork: bool = False,
     ) -> None:
+        """``auto_fork``: ``mp_context`` is the default context, not one the caller chose."""
         self.workers = workers
         self.mp_context = mp_context
         self._init = init
         self._inner = inner_threads
         self._max_tasks = max_tasks
         self._method = mp_context.get_start_method()
+        # the default context, and it is fork: each worker's start decides fork or forkserver
+        self._auto_fork = auto_fork and self._method == "fork"
         self._lock = threading.Lock()
+        self._quiet = threading.RLock()  # held by the manager thread except while it waits
+        self._manager_name = f"manycore-pool-manager-{next(_pool_ids)}"
         self._spawn_lock = threading.Lock()
         self._pending: deque[_Call] = deque()
         self._workers: dict[Any, _Worker] = {}  # conn -> worker
@@ -125,27 +135,17 @@ class WorkerPool:
             raise RuntimeError("cannot schedule new futures after shutdown")
 
     def grow(self) -> None:
-        """Start the workers the queue needs (all of them at once under ``fork``)."""
+        """Start the workers the queue needs: one per call no idle worker can take, up to ``workers``."""
         with self._spawn_lock:
             while True:
                 with self._lock:
                     idle = sum(1 for w in self._workers.values() if not w.calls)
-                    alive = len(self._workers)
-                    if self.broken is not None or alive >= self.workers:
+                    if self.broken is not None or len(self._workers) >= self.workers:
                         return
-                    all_at_once = self._method == "fork" and self._thread is None
-                    if not all_at_once and len(self._pending) <= idle:
+                    if len(self._pending) <= idle:
                         return
                 try:
-                    process, conn = start_worker(
-                        self.mp_context,
-                        self._inner,
-                        "manycore-pool-worker",
-                        daemon=False,  # as in the stdlib: a worker may start processes of its own
-                        init=self._init,
-                        calls=True,
-                        max_tasks=self._max_tasks,
-                    )
+                    process, conn = self._start_one()
                 except Exception as exc:
                     with self._lock:
                         if self._workers:
@@ -160,6 +160,30 @@ class WorkerPool:
                 if late:  # the pool stopped while this one started
                     self._stop([_Worker(process, conn, pid=process.pid)])
                     return
+
+    def _start_one(self) -> tuple[Any, Any]:
+        """Start a worker; under the default ``fork``, by fork only while nothing can deadlock the child.
+
+        The manager thread is held in its wait (``_quiet``) while a worker
+        forks, so it holds no lock then and runs no callback; any other
+        thread inside Python code makes this worker start with forkserver
+        (see :mod:`manycore._workers._start`).
+        """
+        ctx = self.mp_context
+        with self._quiet:
+            if self._auto_fork:
+                others = [name for name in other_python_threads() if name != self._manager_name]
+                if others and not fork_only(self._init):
+                    ctx = start_context(None, self._init)  # forkserver: a thread runs Python now
+            return start_worker(
+                ctx,
+                self._inner,
+                "manycore-pool-worker",
+                daemon=False,  # as in the stdlib: a worker may start processes of its own
+                init=self._init,
+                calls=True,
+                max_tasks=self._max_tasks,
+            )
 
     def shutdown(self, wait: bool, cancel_futures: bool) -> None:
         """No more calls; drain the queue (or cancel it), then stop the workers."""
@@ -186,8 +210,14 @@ class WorkerPool:
         if wait and thread is not threading.current_thread():
             thread.join()
 
-    def terminate(self) -> None:
-        """Cancel the queue, kill the workers; on return every future is done."""
+    def terminate(self, how: str = "kill", wait: bool = True) -> None:
+        """Cancel the queue, end the workers (``how``: ``"terminate"`` or ``"kill"``).
+
+        Their running calls fail with ``BrokenProcessPool``; with ``wait``,
+        every future is done on return.
+        """
+        if how not in ("terminate", "kill"):
+            raise ValueError(f"how must be 'terminate' or 'kill', not {how!r}")
         if self._pid != os.getpid():
             return
         self._terminating = True
@@ -197,8 +227,8 @@ class WorkerPool:
             thread = self._thread
         for process in processes:
             if process.is_alive():
-                process.kill()
-        if thread is not None and thread is not threading.current_thread():
+                getattr(process, how)()
+        if wait and thread is not None and thread is not threading.current_thread():
             thread.join()
 
     # ---------------------------------------------------------- manager thread
@@ -206,7 +236,7 @@ class WorkerPool:
         with self._lock:
             if self._thread is not None or self._stopped:
                 return
-            self._thread = threading.Thread(target=self._manage, name="manycore-pool-manager", daemon=True)
+            self._thread = threading.Thread(target=self._manage, name=self._manager_name, daemon=True)
             self._thread.start()
 
     def _wake(self) -> None:
@@ -219,6 +249,7 @@ class WorkerPool:
                 pass  # full: the manager has enough to wake up for
 
     def _manage(self) -> None:
+        self._quiet.acquire()
         try:
             while self._step():
                 pass
@@ -228,6 +259,7 @@ class WorkerPool:
         finally:
             self._stop_workers()
             self._close_pipe()
+            self._quiet.release()
 
     def _step(self) -> bool:
         """One round: hand out calls, wait, read results, bury the dead.  False: the pool is done."""
@@ -248,7 +280,11 @@ class WorkerPool:
                 *(w.process.sentinel for w in self._workers.values()),
             ]
             by_sentinel = {w.process.sentinel: w for w in self._workers.values()}
-        ready = mp_wait(watched)
+        self._quiet.release()  # a worker may fork now (see _start_one)
+        try:
+            ready = mp_wait(watched)
+        finally:
+            self._quiet.acquire()
         if self._wake_r in ready:
             os.read(self._wake_r, 4096)
         for obj in ready:
@@ -259,7 +295,12 @@ class WorkerPool:
             if obj in by_sentinel:
                 self._bury(by_sentinel[obj])
         if self.broken is None:
-            self.grow()  # replaces workers that left after max_tasks
+            # replaces workers that left after max_tasks; locks in grow's order (_spawn_lock, then _quiet)
+            self._quiet.release()
+            try:
+                self.grow()
+            finally:
+                self._quiet.acquire()
         return True
 
     def _hand_out(self) -> list[tuple[_Worker, _Call]]:
@@ -324,7 +365,7 @@ class WorkerPool:
         if expected and not self._terminating:
             return
         if self._terminating:
-            reason = "the pool was terminated (Ctrl-C in its with block, or terminate())"
+            reason = "the pool was ended (terminate(), terminate_workers(), kill_workers() or Ctrl-C in its with block)"
         else:
             reason = f"a worker process (pid {worker.pid}) {describe_exit(exitcode)}"
             if worker.calls:

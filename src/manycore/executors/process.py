@@ -53,6 +53,7 @@ import itertools
 import multiprocessing
 import os
 import threading
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
@@ -67,6 +68,9 @@ from ..errors import UnpicklableError  # noqa: F401  # its old home: manycore.ex
 from ._contract import ManycoreExecutor, MapPlan, check_max_workers, register_exit_hook
 
 R = TypeVar("R")
+
+#: The most worker processes one executor starts (a larger max_workers is capped, with a warning).
+MAX_WORKERS = max(64, 32 * available_cpus())
 
 
 def _release_segments(segments: list[Any]) -> Callable[[Future[Any]], None]:
@@ -124,9 +128,18 @@ class ProcessExecutor(ManycoreExecutor):
         limit_inner_threads: bool = True,
     ) -> None:
         workers = check_max_workers(max_workers, available_cpus())
+        if workers > MAX_WORKERS:
+            warnings.warn(
+                f"max_workers={workers} is more processes than this machine can run usefully; "
+                f"capped at {MAX_WORKERS} (workers start on demand, never more than calls waiting)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            workers = MAX_WORKERS
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
         self._init = WorkerInit(initializer, tuple(initargs)) if initializer is not None else None
+        auto_fork = mp_context is None and max_tasks_per_child is None
         if max_tasks_per_child is not None:
             mp_context = mp_context or multiprocessing.get_context("spawn")
             _check_max_tasks(max_tasks_per_child, mp_context)
@@ -135,7 +148,9 @@ class ProcessExecutor(ManycoreExecutor):
         self._max_workers = workers
         self._mp_context = mp_context
         self._inner_threads = max(1, available_cpus() // workers) if limit_inner_threads else None
-        self._pool = WorkerPool(workers, mp_context, self._init, self._inner_threads, max_tasks_per_child)
+        self._pool = WorkerPool(
+            workers, mp_context, self._init, self._inner_threads, max_tasks_per_child, auto_fork
+        )
         # dropped without shutdown(): the queue drains and the workers stop (as the stdlib's do)
         weakref.finalize(self, self._pool.shutdown, False, False)
         self._engine: Any = None  # the shared engine of pmap, started on first use
@@ -221,7 +236,22 @@ class ProcessExecutor(ManycoreExecutor):
         failed with ``BrokenProcessPool``.
         """
         self.shutdown(wait=False, cancel_futures=True)
-        self._pool.terminate()
+        self._pool.terminate("kill")
+
+    def terminate_workers(self) -> None:
+        """CPython 3.14's API, on every version: cancel queued work, ``SIGTERM`` every worker.
+
+        Like ``shutdown(wait=False, cancel_futures=True)`` plus
+        ``Process.terminate()`` on each live worker; running calls then fail
+        with ``BrokenProcessPool``.  Returns without waiting.
+        """
+        self.shutdown(wait=False, cancel_futures=True)
+        self._pool.terminate("terminate", wait=False)
+
+    def kill_workers(self) -> None:
+        """As :meth:`terminate_workers`, with ``SIGKILL`` (``Process.kill()``)."""
+        self.shutdown(wait=False, cancel_futures=True)
+        self._pool.terminate("kill", wait=False)
 
     def _interrupted_exit(self) -> None:
         self.terminate()  # Ctrl-C in a ``with`` block: running work is killed too
