@@ -1278,9 +1278,17 @@ def test_dask_worker_death_is_retried_then_killed_worker() -> None:
 HELD = threading.Lock()
 
 
-def takes_the_held_lock(gate_dir: str, key: str) -> tuple[bool, int]:
-    """Announce, then take HELD (a fork made while another thread held it copies it held)."""
-    Gate(gate_dir).announce(key)
+def takes_the_held_lock(gate_dir: str, key: str, together: int = 0) -> tuple[bool, int]:
+    """Announce, wait for ``together`` calls to have announced, then take HELD.
+
+    (A fork made while another thread held HELD copies it held.)
+    """
+    gate = Gate(gate_dir)
+    gate.announce(key)
+    deadline = time.monotonic() + HANG_GUARD_S
+    while len([k for k, _ in gate.started() if k.startswith("call")]) < together:
+        assert time.monotonic() < deadline, gate.started()
+        time.sleep(POLL_S)
     acquired = HELD.acquire(timeout=5.0)
     if acquired:
         HELD.release()
@@ -1305,8 +1313,8 @@ def scenario_pool_forks_a_worker_only_while_no_thread_runs_python() -> None:
             holder.start()
             try:
                 assert holding.wait(HANG_GUARD_S)
-                # two calls at once: the second finds no idle worker and starts one now
-                calls = [executor.submit(takes_the_held_lock, tmp, f"call{i}") for i in range(2)]
+                # two calls that run at once: the second finds no idle worker and starts one now
+                calls = [executor.submit(takes_the_held_lock, tmp, f"call{i}", 2) for i in range(2)]
                 assert len(executor._processes) == 2, executor._processes
                 results = [f.result(timeout=HANG_GUARD_S) for f in calls]
             finally:
@@ -1372,3 +1380,63 @@ def scenario_process_executor_ends_its_workers(how: str) -> None:
 @pytest.mark.parametrize("how", ["terminate_workers", "kill_workers"])
 def test_process_executor_ends_its_workers(how: str) -> None:
     scenario("process_executor_ends_its_workers", how)
+
+
+# ================================================================ orphans: workers end soon after their owner dies
+def scenario_owner_of_three_kinds_of_workers(gate_dir: str) -> None:
+    """Keeps a ProcessExecutor call, a pmap item and a Pipeline item running; killed by the test."""
+    executor = ProcessExecutor(1)
+    executor.submit(gated, gate_dir, "executor")
+    job = functools.partial(gated, gate_dir)
+    threading.Thread(
+        target=lambda: list(pmap(job, ["pmap"], backend="processes", workers=1)), daemon=True
+    ).start()
+    run = Pipeline(job, kind="process").run(["pipeline"])
+    threading.Thread(target=lambda: list(run), daemon=True).start()
+    Gate(gate_dir).wait_open()  # never opened: the test kills this process
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a dead worker nobody reaped yet does not count)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_workers_end_soon_after_their_owner_is_killed() -> None:
+    import subprocess
+    import uuid
+
+    from fault_support import TAG_ENV, TESTS_DIR, _kill_tagged
+
+    tag = uuid.uuid4().hex
+    with tempfile.TemporaryDirectory() as tmp:
+        code = (
+            f"import sys; sys.path.insert(0, {str(TESTS_DIR)!r}); import {MODULE} as m; "
+            f"m.scenario_owner_of_three_kinds_of_workers({tmp!r})"
+        )
+        owner = subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=TESTS_DIR,
+            env={**os.environ, TAG_ENV: tag},
+            start_new_session=True,
+        )
+        try:
+            gate = Gate(tmp)
+            workers = [pid for _, pid in gate.wait_started(3)]
+            assert {key for key, _ in gate.started()} == {"executor", "pmap", "pipeline"}
+            os.kill(owner.pid, signal.SIGKILL)  # no handler, no atexit: only the workers can notice
+            owner.wait(timeout=HANG_GUARD_S)
+            deadline = time.monotonic() + 10.0  # the workers poll every 0.1 s; slack for a busy machine
+            while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+                time.sleep(POLL_S)
+            left = [pid for pid in workers if _running(pid)]
+        finally:
+            Gate(tmp).open()
+            if owner.poll() is None:
+                owner.kill()
+                owner.wait()
+            _kill_tagged(tag, None)
+        assert not left, f"workers still running after their owner was killed: {left}"

@@ -15,6 +15,7 @@
 #include <Python.h>
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "manycore.h"
@@ -254,6 +255,94 @@ static PyType_Spec Pool_spec = {
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
     .slots = Pool_slots,
 };
+
+/* ------------------------------------------------------------------ parent watch */
+/* A worker process ends itself soon after the process that owns it dies, by
+ * any signal (SIGKILL included): a detached thread (no Python in it, so it
+ * needs no GIL and works while the worker runs a C loop) polls the owner and
+ * calls _exit().  Owner gone: kill(pid, 0) fails with ESRCH, or the owner is
+ * a zombie (dead, not reaped yet: /proc/<pid>/stat says 'Z'). */
+#ifndef _WIN32
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+    pid_t owner;
+    long interval_ns;
+    int exit_code;
+} watch_arg;
+
+static int owner_gone(pid_t owner)
+{
+    if (kill(owner, 0) < 0 && errno == ESRCH)
+        return 1;
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)owner);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;   /* no /proc: kill() alone decides */
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');   /* "pid (comm) S ...": comm may hold spaces */
+    return paren != NULL && paren[1] == ' ' && paren[2] == 'Z';
+}
+
+static void *watch_owner(void *p)
+{
+    watch_arg a = *(watch_arg *)p;
+    free(p);
+    struct timespec pause = {a.interval_ns / 1000000000L, a.interval_ns % 1000000000L};
+    for (;;) {
+        if (owner_gone(a.owner))
+            _exit(a.exit_code);
+        nanosleep(&pause, NULL);
+    }
+    return NULL;
+}
+#endif
+
+static PyObject *nat_watch_owner(PyObject *m, PyObject *args)
+{
+    long owner, interval_ms;
+    int exit_code;
+    if (!PyArg_ParseTuple(args, "lli:watch_owner", &owner, &interval_ms, &exit_code))
+        return NULL;
+    if (owner <= 0 || interval_ms <= 0) {
+        PyErr_SetString(PyExc_ValueError, "owner and interval_ms must be > 0");
+        return NULL;
+    }
+#ifdef _WIN32
+    PyErr_SetString(PyExc_NotImplementedError, "watch_owner needs POSIX");
+    return NULL;
+#else
+    watch_arg *a = malloc(sizeof *a);
+    if (a == NULL)
+        return PyErr_NoMemory();
+    a->owner = (pid_t)owner;
+    a->interval_ns = interval_ms * 1000000L;
+    a->exit_code = exit_code;
+    pthread_attr_t attr;
+    pthread_t tid;
+    int rc = pthread_attr_init(&attr);
+    if (rc == 0) {
+        rc = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (rc == 0)
+            rc = pthread_create(&tid, &attr, watch_owner, a);
+        pthread_attr_destroy(&attr);
+    }
+    if (rc != 0) {
+        free(a);
+        errno = rc;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
+#endif
+}
 
 /* ------------------------------------------------------------------ kernel calls */
 typedef struct {
@@ -1119,6 +1208,8 @@ static PyMethodDef native_methods[] = {
      "call_in_threads(fn, n, on_start_failure=None) -> [(ok, value)]"},
     {"_debug_fail_thread_create", nat_debug_fail_thread_create, METH_O,
      "Test hook: make the thread creation after `after` more successes fail (-1 disables)."},
+    {"watch_owner", nat_watch_owner, METH_VARARGS,
+     "watch_owner(pid, interval_ms, exit_code): a detached thread _exit()s this process once pid is gone"},
     {"noop_address", nat_noop_address, METH_NOARGS,
      "Address of mc_noop_range, a do-nothing `void f(void *, size_t, size_t)` for dispatch measurements."},
     {"build_info", nat_build_info, METH_NOARGS, "Compiler, OpenMP, SIMD level and limits of this build."},

@@ -18,6 +18,7 @@ A pool's worker runs *calls*: its function is :func:`call`, each item a
 
 from __future__ import annotations
 
+import os
 import pickle
 import signal
 import sys
@@ -113,7 +114,7 @@ def start_worker(
     parent_conn, child_conn = ctx.Pipe(duplex=True)
     process = ctx.Process(
         target=worker_main,
-        kwargs=dict(conn=child_conn, inner=inner_threads, **kwargs),
+        kwargs=dict(conn=child_conn, inner=inner_threads, owner=os.getpid(), **kwargs),
         name=name,
         daemon=daemon,
     )
@@ -279,6 +280,7 @@ def worker_main(
     calls: bool = False,
     max_tasks: int | None = None,
     packed: bool = False,
+    owner: int | None = None,
 ) -> None:
     """Body of every worker process manycore starts.
 
@@ -286,10 +288,12 @@ def worker_main(
     worker writes the position (and start time) of the item it runs.
     ``calls``: a pool worker (its items are calls; its BLAS/OpenMP pools are
     limited at once).  ``max_tasks``: exit after that many chunks.
+    ``owner``: the starting process's pid; this worker ends itself soon after
+    that process dies (``setup.watch_owner``), whatever it is doing.
     ``packed``: results go packed (see :func:`send_chunk_result`).  A
     function that cannot be unpickled here fails every item sent to it.
     """
-    worker_setup(init, inner, limit_now=calls)
+    worker_setup(init, inner, limit_now=calls, owner=owner)
     state = slot_state if slot_state is not None else [IDLE]
     starts = slot_start if slot_start is not None else [0.0]
     unlimited = inner is not None and not calls  # BLAS/OpenMP pools not limited yet (see limit_inner_threads)

@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -120,8 +121,50 @@ def _rebuild_init(initializer: bytes, initargs: tuple[Any, ...]) -> WorkerInit:
     return WorkerInit(_serialize.loads(initializer), initargs)
 
 
-def worker_setup(init: WorkerInit | None, inner_threads: int | None, *, limit_now: bool = True) -> None:
-    """Runs first in every worker process (ours and the engine's)."""
+#: A worker's exit status when it ended itself because its owner died.
+OWNER_GONE_EXIT = 75
+#: How often a worker checks that its owner lives.
+OWNER_POLL_MS = 100
+
+
+def watch_owner(owner: int) -> None:
+    """End this worker (``os._exit``) within ``OWNER_POLL_MS`` of its owner's death, SIGKILL included.
+
+    A C thread of the native extension does the polling (it needs no GIL, so
+    it acts even while this worker runs a C loop); without the extension, a
+    daemon Python thread.
+    """
+    try:
+        from .. import _native
+
+        _native.watch_owner(owner, OWNER_POLL_MS, OWNER_GONE_EXIT)
+        return
+    except (ImportError, AttributeError, NotImplementedError, OSError):
+        pass
+    threading.Thread(target=_poll_owner, args=(owner,), name="manycore-owner-watch", daemon=True).start()
+
+
+def _poll_owner(owner: int) -> None:
+    while True:
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            os._exit(OWNER_GONE_EXIT)
+        except OSError:
+            pass  # not ours to signal: still there
+        time.sleep(OWNER_POLL_MS / 1000)
+
+
+def worker_setup(
+    init: WorkerInit | None, inner_threads: int | None, *, limit_now: bool = True, owner: int | None = None
+) -> None:
+    """Runs first in every worker process (ours and the engine's).
+
+    ``owner``: the pid of the process that started this worker; the worker
+    ends itself soon after that process dies (:func:`watch_owner`).
+    """
+    if owner is not None:
+        watch_owner(owner)
     # The parent decides what Ctrl-C means; a worker traceback per key press helps nobody.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
