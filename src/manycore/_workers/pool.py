@@ -103,7 +103,6 @@ class WorkerPool:
         self._workers: dict[Any, _Worker] = {}  # conn -> worker
         #: pid -> Process of every live worker (what the stdlib calls ``_processes``)
         self.processes: dict[int, Any] = {}
-        self._starting = 0
         self.broken: str | None = None
         self._closing = False
         self._terminating = False
