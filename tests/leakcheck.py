@@ -80,12 +80,20 @@ def child_processes(pid: int | None = None) -> dict[int, str]:
     return {p: f"{state} {cmd}" for p, (ppid, state, cmd) in process_table().items() if ppid == me}
 
 
-def _is_forkserver(pid: int) -> bool:
+def _cmdline(pid: int) -> bytes:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"multiprocessing.forkserver" in f.read()
+            return f.read()
     except OSError:
-        return False
+        return b""
+
+
+def _is_forkserver(pid: int) -> bool:
+    return b"multiprocessing.forkserver" in _cmdline(pid)
+
+
+def _is_resource_tracker(pid: int) -> bool:
+    return b"multiprocessing.resource_tracker" in _cmdline(pid)
 
 
 def worker_processes(pid: int | None = None) -> dict[int, str]:
@@ -93,15 +101,17 @@ def worker_processes(pid: int | None = None) -> dict[int, str]:
 
     Workers started with forkserver are children of the server (a process
     that lives as long as its parent, as the resource tracker does), not of
-    the process that asked for them.
+    the process that asked for them.  The resource tracker (started with the
+    first forkserver) is a helper too: it is not a worker.
     """
     me = os.getpid() if pid is None else pid
     table = process_table()
     servers = {p for p, (ppid, _, _) in table.items() if ppid == me and _is_forkserver(p)}
+    helpers = servers | {p for p, (ppid, _, _) in table.items() if ppid == me and _is_resource_tracker(p)}
     return {
         p: f"{state} {cmd}"
         for p, (ppid, state, cmd) in table.items()
-        if (ppid == me and p not in servers) or ppid in servers
+        if (ppid == me and p not in helpers) or ppid in servers
     }
 
 

@@ -42,6 +42,7 @@ import pytest
 from fault_support import HANG_GUARD_S, POLL_S, Gate, run_scenario
 from leakcheck import (
     LeakCheck,
+    child_processes,
     peak_rss_bytes,
     reset_peak_rss,
     rss_bytes,
@@ -926,6 +927,30 @@ def test_a_lock_held_by_another_thread_at_pool_start_does_not_hang_the_workers()
     """No process is forked while another thread runs Python (it could hold a lock the task needs):
     pmap's engine, ProcessExecutor and Pipeline process stages start such workers with forkserver."""
     scenario("lock_held_by_another_thread_at_pool_start")
+
+
+def quick(x: int) -> int:
+    time.sleep(0.002)
+    return x
+
+
+def scenario_a_lone_caller_forks_every_worker() -> None:
+    """A caller with no other thread submitting fast: its pool's manager thread must not start
+    workers of its own while the caller runs Python (they would have to use forkserver)."""
+    from leakcheck import _is_forkserver
+
+    for _ in range(40):
+        with ProcessExecutor(2) as executor:
+            futures = [executor.submit(quick, i) for i in range(8)]
+            assert [f.result(timeout=HANG_GUARD_S) for f in futures] == list(range(8))
+    servers = [p for p in child_processes() if _is_forkserver(p)]
+    assert servers == [], "a forkserver was started: some worker was not forked"
+
+
+def test_a_lone_caller_forks_every_worker() -> None:
+    if multiprocessing.get_start_method() != "fork":
+        pytest.fail("this test is about the default fork start method (Linux before 3.14)")
+    scenario("a_lone_caller_forks_every_worker")
 
 
 _FILELESS_MAIN = """

@@ -290,11 +290,13 @@ class WorkerPool:
             reader = self._workers.get(obj)
             if reader is not None and reader.calls:
                 self._read_result(reader)
-        for obj in ready:
-            if obj in by_sentinel:
-                self._bury(by_sentinel[obj])
-        if self.broken is None:
-            # replaces workers that left after max_tasks; locks in grow's order (_spawn_lock, then _quiet)
+        left = [by_sentinel[obj] for obj in ready if obj in by_sentinel]
+        for worker in left:
+            self._bury(worker)
+        if left and self.broken is None:
+            # Replaces workers that left after max_tasks; locks in grow's order (_spawn_lock,
+            # then _quiet).  Only then: submit() starts the workers new calls need, and a
+            # start from this thread while the caller runs Python must use forkserver.
             self._quiet.release()
             try:
                 self.grow()
