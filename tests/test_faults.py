@@ -617,6 +617,29 @@ def test_process_executor_unpicklable_argument_and_result() -> None:
         assert executor.submit(square, 4).result(timeout=HANG_GUARD_S) == 16  # the pool is fine
 
 
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_an_initializer_that_cannot_reach_the_workers_fails_at_once(method: str) -> None:
+    """Not forked, a worker gets its initializer and initargs by pickle: ones that do not pickle
+    fail submit (as the stdlib's) and the executor's pmap with the pickler's error, named in a note."""
+    warm_up()
+    ctx = multiprocessing.get_context(method)
+    lock = threading.Lock()
+    with LeakCheck():
+        executor = ProcessExecutor(2, mp_context=ctx, initializer=identity, initargs=(lock,))
+        with pytest.raises(TypeError, match="cannot pickle") as info:
+            executor.submit(square, 2)
+        assert (
+            f"cannot send the initargs to a worker process (start method '{method}')" in info.value.__notes__
+        )
+        with pytest.raises(BrokenProcessPool, match="could not be started"):
+            executor.submit(square, 2)  # broken, saying why
+        executor.shutdown()
+        with ProcessExecutor(2, mp_context=ctx, initializer=lambda: lock) as executor:
+            with pytest.raises(TypeError, match="cannot pickle") as info:
+                list(executor.pmap(square, range(4)))
+            assert any("cannot send the initializer" in note for note in info.value.__notes__)
+
+
 def test_thread_backends_return_the_exception_object_itself() -> None:
     error = CustomInit(1, 2)
 

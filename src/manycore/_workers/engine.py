@@ -32,7 +32,6 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
-import pickle
 import threading
 import time
 from collections import deque
@@ -269,9 +268,9 @@ class ProcessEngine:
                 _serialize.dumps(item)
                 good_idx.append(indexes[pos])
                 good.append(item)
-            except Exception as exc:
-                error = pickle.PicklingError(f"item {indexes[pos]} cannot be sent to a worker process: {exc}")
-                failures[len(bad_idx)] = (error, "")
+            except Exception as exc:  # the pickler's own error, as ProcessExecutor.submit reports it
+                exc.add_note(f"item {indexes[pos]} cannot be sent to a worker process")
+                failures[len(bad_idx)] = (exc, "")
                 bad_idx.append(indexes[pos])
         bad: Batch = (bad_idx, [None] * len(bad_idx), failures)
         if not good:

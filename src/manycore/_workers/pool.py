@@ -120,7 +120,7 @@ class WorkerPool:
         with self._lock:
             self.check_open()
             self._pending.append(_Call(future, data))
-        self.grow()
+        self.grow(raise_errors=True)
         self._start_thread()
         self._wake()
 
@@ -133,8 +133,13 @@ class WorkerPool:
         if self._closing:
             raise RuntimeError("cannot schedule new futures after shutdown")
 
-    def grow(self) -> None:
-        """Start the workers the queue needs: one per call no idle worker can take, up to ``workers``."""
+    def grow(self, raise_errors: bool = False) -> None:
+        """Start the workers the queue needs: one per call no idle worker can take, up to ``workers``.
+
+        A start that fails with no worker running breaks the pool; with
+        ``raise_errors`` (``submit``, as the stdlib's) its exception is raised
+        too (a ``TypeError`` for initargs that do not pickle, with a note).
+        """
         with self._spawn_lock:
             while True:
                 with self._lock:
@@ -150,6 +155,8 @@ class WorkerPool:
                         if self._workers:
                             return  # the workers there are serve the queue
                     self._break(f"a worker process could not be started ({type(exc).__name__}: {exc})")
+                    if raise_errors:
+                        raise
                     return
                 with self._lock:
                     late = self._stopped

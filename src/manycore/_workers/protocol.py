@@ -124,8 +124,14 @@ def start_worker(
     try:
         with forking(ctx, inner_threads):
             process.start()
-    except BaseException:
+    except BaseException as exc:
         parent_conn.close()
+        init = kwargs.get("init")
+        if init is not None and isinstance(exc, Exception):
+            what = init.unpicklable_part()
+            if what is not None:
+                method = ctx.get_start_method()
+                exc.add_note(f"cannot send the {what} to a worker process (start method {method!r})")
         raise
     finally:
         if mask is not None:

@@ -25,6 +25,7 @@ from typing import Any
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from . import serialize as _serialize
+from ._start import fork_only
 
 _limiter: Any = None  # the worker's threadpoolctl limiter, kept alive for its lifetime
 
@@ -115,6 +116,14 @@ class WorkerInit:
 
     def __call__(self) -> None:
         self.initializer(*self.initargs)
+
+    def unpicklable_part(self) -> str | None:
+        """``"initializer"`` or ``"initargs"``: the one a worker that is not forked cannot get; else None."""
+        if fork_only(WorkerInit(self.initializer, ())):
+            return "initializer"
+        if fork_only(self.initargs):
+            return "initargs"
+        return None
 
 
 def _rebuild_init(initializer: bytes, initargs: tuple[Any, ...]) -> WorkerInit:
