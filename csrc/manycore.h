@@ -176,6 +176,13 @@ typedef struct mc_thread_record {
  * threads already created are joined first and *os_error holds errno. */
 MC_API int mc_start_threads(unsigned n, uint64_t work, mc_thread_record *records,
                             uint64_t *total_lo, uint64_t *total_hi, int *os_error);
+/* mc_start_threads, calling poll(poll_ctx) (may be NULL) on the calling thread
+ * every MC_POLL_INTERVAL_MS/2 while the threads run: when it returns nonzero,
+ * every thread stops within well under a millisecond of work, all are joined
+ * and MC_ECANCELED is returned (records and total then mean nothing). */
+MC_API int mc_start_threads_polled(unsigned n, uint64_t work, mc_thread_record *records,
+                                   uint64_t *total_lo, uint64_t *total_hi, int *os_error,
+                                   mc_poll_fn poll, void *poll_ctx);
 
 /* ------------------------------------------------------------------ info */
 MC_API unsigned mc_cpu_count(void);

@@ -10,7 +10,12 @@
 #include "manycore.h"
 #include "platform.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
+
+/* Threads check the stop flag once per this many iterations (well under a
+ * millisecond of work), so a cancelled call returns within a poll interval. */
+#define STOP_CHECK_EVERY ((uint64_t)1 << 18)
 
 typedef struct {
     mc_mutex_t lock;
@@ -24,7 +29,7 @@ typedef struct {
     uint64_t begin, end;
 } thread_arg;
 
-static void start_threads_main(thread_arg *arg)
+static void start_threads_main(thread_arg *arg, _Atomic int *stop)
 {
     mc_thread_record *rec = arg->record;
     rec->os_thread_id = mc_platform_thread_id();
@@ -33,8 +38,13 @@ static void start_threads_main(thread_arg *arg)
 
     /* i < 2**42 so i*i < 2**84: accumulate in 128 bits. */
     unsigned __int128 partial = 0;
-    for (uint64_t i = arg->begin; i < arg->end; i++)
-        partial += (unsigned __int128)i * i;
+    for (uint64_t block = arg->begin; block < arg->end; block += STOP_CHECK_EVERY) {
+        if (atomic_load_explicit(stop, memory_order_relaxed))
+            return;   /* cancelled: the caller discards every record */
+        uint64_t stop_at = arg->end - block > STOP_CHECK_EVERY ? block + STOP_CHECK_EVERY : arg->end;
+        for (uint64_t i = block; i < stop_at; i++)
+            partial += (unsigned __int128)i * i;
+    }
 
     mc_mutex_lock(&arg->shared->lock);
     arg->shared->total += partial;
@@ -110,6 +120,10 @@ typedef struct {
     mc_thread_record *records;
     uint64_t work;
     unsigned n;
+    _Atomic int stop;        /* set when the poll asks to cancel, or a start failed */
+    mc_mutex_t done_lock;
+    mc_cond_t done_cond;
+    unsigned finished;       /* guarded by done_lock */
 } start_ctx;
 
 static void start_threads_body(void *p, unsigned i)
@@ -122,11 +136,32 @@ static void start_threads_body(void *p, unsigned i)
         .begin = share * i + (i < extra ? i : extra),
     };
     arg.end = arg.begin + share + (i < extra ? 1 : 0);
-    start_threads_main(&arg);
+    start_threads_main(&arg, &c->stop);
+    mc_mutex_lock(&c->done_lock);
+    c->finished++;
+    mc_cond_signal(&c->done_cond);
+    mc_mutex_unlock(&c->done_lock);
+}
+
+/* Runs on the calling thread when a start fails: the threads already started
+ * stop early (their work is discarded). */
+static void start_failed(void *p, unsigned started, int err)
+{
+    (void)started;
+    (void)err;
+    start_ctx *c = p;
+    atomic_store(&c->stop, 1);
 }
 
 int mc_start_threads(unsigned n, uint64_t work, mc_thread_record *records,
                      uint64_t *total_lo, uint64_t *total_hi, int *os_error)
+{
+    return mc_start_threads_polled(n, work, records, total_lo, total_hi, os_error, NULL, NULL);
+}
+
+int mc_start_threads_polled(unsigned n, uint64_t work, mc_thread_record *records,
+                            uint64_t *total_lo, uint64_t *total_hi, int *os_error,
+                            mc_poll_fn poll, void *poll_ctx)
 {
     if (os_error)
         *os_error = 0;
@@ -136,12 +171,74 @@ int mc_start_threads(unsigned n, uint64_t work, mc_thread_record *records,
         return MC_EOVERFLOW;
 
     start_ctx c = {.shared = {.total = 0, .t0 = mc_now_s()}, .records = records, .work = work, .n = n};
+    atomic_init(&c.stop, 0);
     if (mc_mutex_init(&c.shared.lock) != 0)
         return MC_ENOMEM;
+    if (mc_mutex_init(&c.done_lock) != 0) {
+        mc_mutex_destroy(&c.shared.lock);
+        return MC_ENOMEM;
+    }
+    if (mc_cond_init(&c.done_cond) != 0) {
+        mc_mutex_destroy(&c.done_lock);
+        mc_mutex_destroy(&c.shared.lock);
+        return MC_ENOMEM;
+    }
     for (unsigned i = 0; i < n; i++)
         records[i] = (mc_thread_record){.index = i, .cpu = -1};
-    int rc = mc_run_threads(n, start_threads_body, &c, os_error);
+
+    mc_thread_t *threads = calloc(n, sizeof *threads);
+    run_arg *args = calloc(n, sizeof *args);
+    int rc = MC_OK;
+    unsigned started = 0;
+    if (threads == NULL || args == NULL)
+        rc = MC_ENOMEM;
+    for (unsigned i = 0; rc == MC_OK && i < n; i++) {
+        args[i] = (run_arg){start_threads_body, &c, i};
+        int err = mc_thread_start(&threads[i], run_threads_main, &args[i]);
+        if (err != 0) {
+            if (os_error)
+                *os_error = err;
+            rc = MC_ETHREAD;
+            start_failed(&c, started, err);
+            break;
+        }
+        started++;
+    }
+    /* Wait for the threads, polling (for Ctrl-C) every MC_POLL_INTERVAL_MS;
+     * a poll that asks to stop makes every thread stop within a block. */
+    int cancelled = 0;
+    mc_mutex_lock(&c.done_lock);
+    while (c.finished < started) {
+        if (poll == NULL || cancelled) {
+            mc_cond_wait(&c.done_cond, &c.done_lock);
+            continue;
+        }
+        mc_cond_timedwait_ms(&c.done_cond, &c.done_lock, MC_POLL_INTERVAL_MS / 2);
+        if (c.finished < started) {
+            mc_mutex_unlock(&c.done_lock);
+            if (poll(poll_ctx) != 0) {
+                cancelled = 1;
+                atomic_store(&c.stop, 1);
+            }
+            mc_mutex_lock(&c.done_lock);
+        }
+    }
+    mc_mutex_unlock(&c.done_lock);
+    for (unsigned i = 0; i < started; i++) {
+        int err = mc_thread_join(threads[i]);
+        if (err != 0 && rc == MC_OK) {
+            if (os_error)
+                *os_error = err;
+            rc = MC_ETHREAD;
+        }
+    }
+    free(threads);
+    free(args);
+    mc_cond_destroy(&c.done_cond);
+    mc_mutex_destroy(&c.done_lock);
     mc_mutex_destroy(&c.shared.lock);
+    if (rc == MC_OK && cancelled)
+        rc = MC_ECANCELED;
     if (rc == MC_OK) {
         *total_lo = (uint64_t)c.shared.total;
         *total_hi = (uint64_t)(c.shared.total >> 64);

@@ -155,6 +155,41 @@ def test_start_threads_records(n: int, work: int) -> None:
         assert r.partial >= 0
 
 
+START_THREADS_CTRL_C = """
+import json, os, signal, threading, time
+from manycore import native
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
+sent = []
+def interrupt():
+    time.sleep(0.5)
+    sent.append(time.monotonic())
+    os.kill(os.getpid(), signal.SIGINT)
+threading.Thread(target=interrupt, daemon=True).start()
+cpu0 = time.process_time()
+try:
+    native.start_threads(2, 2**35)  # minutes of work on 2 cores
+    outcome, late = "returned", None
+except KeyboardInterrupt:
+    outcome, late = "interrupted", time.monotonic() - sent[0]
+after = native.start_threads(2, 10**6)
+print(json.dumps({"outcome": outcome, "late": late, "cpu": time.process_time() - cpu0,
+                  "after": sum(r.partial for r in after) == native.sum_of_squares(10**6)}))
+"""
+
+
+def test_start_threads_stops_at_ctrl_c() -> None:
+    """Ctrl-C stops the threads (they check a flag every ~0.3 ms of work) and is raised at once:
+    in about 10 ms on an idle machine; 2 s here leaves room for a busy one (it used to take minutes)."""
+    proc = run_python(START_THREADS_CTRL_C, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["outcome"] == "interrupted", result
+    assert result["late"] < 2.0, result
+    assert result["cpu"] < 20.0, result  # the threads stopped: they did not run on in the background
+    assert result["after"] is True
+
+
 def test_start_threads_default_work_and_large_partials() -> None:
     records = native.start_threads(3)
     assert sum(r.items for r in records) == 10_000_000

@@ -1028,10 +1028,15 @@ static PyObject *nat_start_threads(PyObject *m, PyObject *args)
         return PyErr_NoMemory();
     uint64_t lo = 0, hi = 0;
     int status, os_error = 0;
-    Py_BEGIN_ALLOW_THREADS
-    status = mc_start_threads(n, work, recs, &lo, &hi, &os_error);
-    Py_END_ALLOW_THREADS
+    /* Ctrl-C stops the threads (within a poll interval), as it stops the kernels. */
+    kcall kc = {.st = st};
+    int on_main = PyThread_get_thread_ident() == st->main_thread_ident;
+    kc.ts = PyEval_SaveThread();
+    status = mc_start_threads_polled(n, work, recs, &lo, &hi, &os_error, on_main ? poll_signals : NULL, &kc);
+    PyEval_RestoreThread(kc.ts);
     PyObject *list = NULL, *total = NULL, *result = NULL;
+    if (PyErr_Occurred())   /* KeyboardInterrupt (or what a signal handler raised) */
+        goto done;
     if (status != MC_OK) {
         raise_status(st, status, "start_threads", os_error);
         goto done;
