@@ -42,6 +42,12 @@ def invoke(*args: str, input: str | None = None) -> Any:
     return CliRunner().invoke(main, ["fetch", *args], input=input, catch_exceptions=False)
 
 
+def invoke_wide(*args: str, input: str | None = None) -> Any:
+    """Like :func:`invoke`, on a terminal wide enough that no table cell is folded."""
+    runner = CliRunner(env={"COLUMNS": "400"})
+    return runner.invoke(main, ["fetch", *args], input=input, catch_exceptions=False)
+
+
 def get(url: str) -> tuple[int, Any]:
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
@@ -143,13 +149,57 @@ def test_urls_from_stdin_and_bytes_output() -> None:
     assert [r["data_encoding"] for r in results] == ["base64", "base64"]
 
 
+def test_malformed_urls_are_reported_per_url_and_the_rest_fetched() -> None:
+    bad = ["http://127.0.0.1:notaport/x", "ftp://127.0.0.1/x", "example.com/x", "http://"]
+    with DemoServer() as api:
+        urls = [api.url("/todos/1"), *bad, api.url("/todos/2")]
+        as_json = invoke(*urls, "--retries", "3", "--json")
+        listing = "\n".join(["http://exa mple.com/x", api.url("/todos/3")]) + "\n"
+        table = invoke_wide("-i", "-", "--no-progress", input=listing)
+    assert as_json.exit_code == 1, as_json.output
+    report = json.loads(as_json.stdout)
+    records = report["results"]
+    assert [r["url"] for r in records] == urls
+    assert [r["data"]["id"] for r in (records[0], records[-1])] == [1, 2]
+    for url, r in zip(bad, records[1:-1], strict=True):
+        assert not r["ok"]
+        assert r["attempts"] == 0
+        assert r["status"] is None
+        assert r["error"]["kind"] == "invalid_url"
+        assert r["error"]["message"].startswith(f"{url!r} is not a valid URL: ")
+    assert report["summary"]["errors"] == {"invalid_url": 4}
+    assert (report["summary"]["failed"], report["summary"]["requests"]) == (4, 2)
+    assert table.exit_code == 1, table.output
+    text = " ".join(table.stdout.split())
+    assert "invalid_url: 'http://exa mple.com/x' is not a valid URL" in text
+    assert "errors: invalid_url │ 1" in text
+    assert '"id": 3' in text
+
+
+def test_the_results_table_shows_urls_and_errors_as_plain_text() -> None:
+    # Rich markup in a URL or a message ("[/x]" used to raise MarkupError) and control
+    # characters (an escape sequence would reach the terminal) are shown as text.
+    with DemoServer() as api:
+        good = api.url("/todos/1?q=[/x]")
+        result = invoke_wide(
+            good, "ftp://127.0.0.1/[bold]x[/]", "http://127.0.0.1/\x1b[31mred", "--no-progress"
+        )
+    assert result.exit_code == 1, result.output
+    out = result.stdout
+    assert "\x1b" not in out
+    assert f"│ {good} " in out
+    assert "invalid_url: 'ftp://127.0.0.1/[bold]x[/]' is not a valid URL: unsupported scheme 'ftp'" in out
+    assert "│ http://127.0.0.1/\\x1b[31mred " in out
+    assert (
+        "'http://127.0.0.1/\\x1b[31mred' is not a valid URL: control character '\\x1b' at position 17" in out
+    )
+    assert "errors: invalid_url" in out
+
+
 def test_usage_errors() -> None:
     nothing = invoke()
     assert nothing.exit_code == 2
     assert "give at least one URL" in nothing.output
-    bad_url = invoke("ftp://127.0.0.1/x")
-    assert bad_url.exit_code == 2
-    assert "urls[0]" in bad_url.output
     bad_option = invoke("--demo", "--concurrency", "0")
     assert bad_option.exit_code == 2
     assert "--concurrency" in bad_option.output

@@ -7,14 +7,16 @@ import asyncio
 import random
 import socket
 import sys
+import typing
 from email.utils import formatdate
 
 import aiohttp
 import pytest
+from yarl import URL
 
 from fetch_servers import leak_check
-from manycore.fetch import FetchError, FetchResult, summarize
-from manycore.fetch.fetcher import _AttemptTimer
+from manycore.fetch import ERROR_KINDS, ErrorKind, FetchError, FetchResult, summarize
+from manycore.fetch.fetcher import _AttemptTimer, _check_urls, _classify, _parse_url
 from manycore.fetch.retry import RETRY_STATUSES, backoff_delay, is_retryable_status, parse_retry_after
 
 
@@ -86,6 +88,21 @@ def test_summarize_counts_and_percentiles() -> None:
     assert s.requests_per_s == 11.0
 
 
+def test_summarize_counts_invalid_urls_first() -> None:
+    results = [_result(False, 0, 0.0, "connection"), _result(False, 0, 0.0, "invalid_url")]
+    results.append(_result(False, 0, 0.0, "invalid_url"))
+    s = summarize(results, wall_s=1.0)
+    assert list(s.errors.items()) == [("invalid_url", 2), ("connection", 1)]
+    assert (s.requests, s.p50_s, s.max_s) == (0, 0.0, 0.0)  # no request: no latency either
+
+
+def test_error_kinds_list_every_kind_once() -> None:
+    assert set(ERROR_KINDS) == set(typing.get_args(ErrorKind))
+    assert len(ERROR_KINDS) == len(set(ERROR_KINDS))
+    assert "invalid_url" in ERROR_KINDS
+    assert not FetchError("invalid_url", "x").is_timeout
+
+
 def test_summarize_nothing() -> None:
     s = summarize([], wall_s=0.0)
     assert (s.total, s.p50_s, s.p95_s, s.max_s, s.errors) == (0, 0.0, 0.0, 0.0, {})
@@ -100,6 +117,100 @@ def test_records() -> None:
     assert not _result(True, 1, 0.1).retried
     with pytest.raises(AttributeError):
         error.kind = "http"  # type: ignore[misc]
+
+
+# -- which URLs are invalid -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "empty URL"),
+        (" \t ", "blank URL (only whitespace)"),
+        ("http://h/x ", "leading or trailing whitespace"),
+        ("\thttp://h/x", "leading or trailing whitespace"),
+        ("http://h\n/x", "control character '\\n' at position 8"),
+        ("http://h/\x7f", "control character '\\x7f' at position 9"),
+        ("http://h/\x1b[31m", "control character '\\x1b' at position 9"),
+        ("http://h:notaport/x", "cannot be parsed: port can't be converted to integer"),
+        ("http://h:65536/x", "cannot be parsed: Port out of range 0-65535"),
+        ("http://[::1/x", "cannot be parsed: Invalid IPv6 URL"),
+        ("http://user@/x", "cannot be parsed: host is required for absolute urls with the http scheme"),
+        ("example.com/x", "no scheme: an absolute http:// or https:// URL is needed"),
+        ("//example.com/x", "no scheme: an absolute http:// or https:// URL is needed"),
+        ("/todos/1", "no scheme: an absolute http:// or https:// URL is needed"),
+        ("ftp://h/x", "unsupported scheme 'ftp': only absolute http:// and https:// URLs are fetched"),
+        ("mailto:someone@example.com", "unsupported scheme 'mailto'"),
+        ("localhost:8080/x", "unsupported scheme 'localhost'"),  # what it reads as
+        ("http://", "no host"),
+        ("https:///x", "no host"),
+        ("http:/x", "no host"),
+        ("http://exa mple.com/", "host 'exa mple.com' has characters a host name cannot have (' ')"),
+        ("http://ex\u3000ample/", "host 'ex ample' has characters"),  # NFKC: a space
+        ("http://h%20/", "host 'h%20' has characters a host name cannot have ('%')"),
+        ("http://a!b*c/", "cannot have ('!', '*')"),
+        ("http://a..b/", "host 'a..b' has an empty label"),
+        ("http://.a/", "has an empty label"),
+        ("http://" + "a" * 64 + ".com/", "has a label longer than 63 characters"),
+        ("http://" + "a." * 127 + "ab/", "host name is 256 characters long, more than 253"),
+        ("http://" + "é" * 100 + "/", "cannot be parsed"),  # yarl's IDNA encoding refuses it
+        ("https://[:h[:80]é-: @", "cannot be parsed"),  # yarl raised IndexError here: still a record
+    ],
+)
+def test_parse_url_says_what_is_wrong(text: str, problem: str) -> None:
+    outcome = _parse_url(text)
+    assert isinstance(outcome, str), outcome
+    assert problem in outcome
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "http://127.0.0.1:8080/x",
+        "https://example.com",
+        "HTTP://Example.COM/a?b=c#d",
+        "http://example.com./x",  # fully qualified
+        "http://my_host.internal/x",  # underscores occur in real host names
+        "http://[::1]:8080/x",
+        "http://[fe80::1%25eth0]/x",  # IPv6 with a zone
+        "http://bücher.example/x",  # IDNA: xn--bcher-kva.example
+        "http://example.com/a b?q=c d",  # spaces in path and query are sent as %20
+        "https://user:pw@example.com:443/x",
+        "http://" + "a" * 63 + ".com/",
+    ],
+)
+def test_parse_url_accepts_valid_urls(text: str) -> None:
+    outcome = _parse_url(text)
+    assert isinstance(outcome, URL), outcome
+    assert outcome.scheme in ("http", "https")
+
+
+def test_check_urls_names_each_invalid_url_and_keeps_the_text() -> None:
+    texts, parsed, invalid = _check_urls(["http://h/1", URL("http://h/2"), "ftp://h/3", ""])
+    assert texts == ["http://h/1", "http://h/2", "ftp://h/3", ""]
+    assert [u is None for u in parsed] == [False, False, True, True]
+    assert invalid == {
+        2: "'ftp://h/3' is not a valid URL: unsupported scheme 'ftp': only absolute http:// and https:// URLs are fetched",
+        3: "'' is not a valid URL: empty URL",
+    }
+    long_url = "http://h:x/" + "y" * 1000
+    message = _check_urls([long_url])[2][0]
+    assert (
+        message
+        == f"{long_url[:200]!r}… is not a valid URL: cannot be parsed: port can't be converted to integer"
+    )
+
+
+@pytest.mark.skipif(
+    not hasattr(aiohttp, "RedirectClientError"), reason="aiohttp >= 3.10 names redirect errors"
+)
+def test_classify_tells_a_bad_request_url_from_a_bad_redirect() -> None:
+    refused = _classify(aiohttp.InvalidUrlClientError(URL("http://h/x")))
+    assert (refused.error.kind, refused.retryable) == ("invalid_url", False)
+    redirect = _classify(aiohttp.NonHttpUrlRedirectClientError(URL("ftp://h/x")))
+    assert (redirect.error.kind, redirect.retryable) == ("http", False)
+    bad_location = _classify(aiohttp.InvalidUrlRedirectClientError(URL("http://h/x"), "bad port"))
+    assert (bad_location.error.kind, bad_location.retryable) == ("http", False)
 
 
 # -- the leak checker the other fetch tests rely on -------------------------------------------

@@ -245,7 +245,7 @@ def fetch(
             progress=not no_progress,
             show=show,
         )
-    except ValueError as exc:  # a malformed URL: name it like a usage error
+    except ValueError as exc:  # an argument out of range (concurrency, timeouts): a usage error
         raise click.UsageError(str(exc)) from None
     sys.exit(status)
 

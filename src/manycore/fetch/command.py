@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .demo_server import DemoServer, process_data, process_data_sync
 from .fetcher import Parse, fetch_all
@@ -159,6 +160,14 @@ def _preview(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _plain(text: str, style: str = "") -> Text:
+    """A table cell showing ``text`` as it is: no rich markup (a URL or a server's error body may
+    hold ``[...]``), and control characters escaped (an invalid URL may hold some)."""
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    return Text(text, style=style)
+
+
 def _rows(results: Sequence[FetchResult], show: int) -> Iterator[tuple[int, FetchResult]]:
     # The first rows, plus every failure up to the same budget: failures are what one looks for.
     failures = [(i, r) for i, r in enumerate(results) if not r.ok][:show]
@@ -179,10 +188,10 @@ def _results_table(results: Sequence[FetchResult], show: int) -> Table:
     table.add_column("ms", justify="right")
     table.add_column("data / error", overflow="fold")
     for i, r in _rows(results, show):
-        detail = _preview(r.data) if r.ok else f"[red]{r.error}[/]"
+        detail = _plain(_preview(r.data)) if r.ok else _plain(str(r.error), style="red")
         table.add_row(
             str(i),
-            r.url,
+            _plain(r.url),
             "-" if r.status is None else str(r.status),
             str(r.attempts),
             f"{r.elapsed_s * 1000:.1f}",

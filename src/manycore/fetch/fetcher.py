@@ -15,7 +15,9 @@ This module keeps the idea and fills the holes:
   still running is cancelled and recorded as a ``deadline`` error, so the call returns on time.
 * failures become :class:`~manycore.fetch.result.FetchResult` records, never exceptions; only bad
   arguments (``ValueError``/``TypeError``, before any request), Ctrl-C / cancellation, and an
-  exception raised by the caller's own ``on_result`` callback leave the call.
+  exception raised by the caller's own ``on_result`` callback leave the call. A malformed URL is
+  not a bad argument: it gets an ``invalid_url`` record in its place at once (no request, no
+  retry, no slot) and the other URLs are fetched.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ import asyncio
 import inspect
 import json
 import random
+import string
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -70,7 +73,8 @@ _HAS_UNCANCEL = sys.version_info >= (3, 11)  # Task.cancelling() / Task.uncancel
 @dataclass(frozen=True)
 class _Config:
     urls: list[str]
-    parsed: list[URL]
+    parsed: list[URL | None]  # None where the URL is invalid
+    invalid: dict[int, str]  # index -> the invalid_url message
     concurrency: int
     per_host: int | None
     deadline_s: float | None
@@ -101,31 +105,100 @@ def _non_negative_float(value: Any, name: str) -> float:
     return v
 
 
-def _check_urls(urls: Iterable[str]) -> tuple[list[str], list[URL]]:
+_SCHEMES = ("http", "https")
+_HOST_NAME_CHARS = frozenset(string.ascii_letters + string.digits + "-._")
+_MAX_HOST_NAME = 253  # RFC 1035: 255 octets on the wire, 253 characters written out
+_MAX_HOST_LABEL = 63
+_QUOTE_CHARS = 200  # a URL quoted in an error message is cut after this many characters
+
+
+def _quote(text: str) -> str:
+    """``text`` for an error message: repr (control characters escaped), cut if very long."""
+    if len(text) <= _QUOTE_CHARS:
+        return repr(text)
+    return f"{text[:_QUOTE_CHARS]!r}…"
+
+
+def _host_problem(host: str) -> str | None:
+    """What is wrong with ``host`` (yarl's ``raw_host``: IDNA-encoded, no brackets), or None."""
+    if ":" in host:
+        return None  # an IPv6 literal: yarl has checked it
+    bad = sorted({ch for ch in host if ch not in _HOST_NAME_CHARS})
+    if bad:
+        shown = ", ".join(repr(ch) for ch in bad)
+        return f"host {_quote(host)} has characters a host name cannot have ({shown})"
+    name = host[:-1] if host.endswith(".") else host  # a trailing dot (fully qualified) is fine
+    if len(name) > _MAX_HOST_NAME:
+        return f"host name is {len(name)} characters long, more than {_MAX_HOST_NAME}"
+    for label in name.split("."):
+        if not label:
+            return f"host {_quote(host)} has an empty label (two dots in a row, or a leading dot)"
+        if len(label) > _MAX_HOST_LABEL:
+            return f"host {_quote(host)} has a label longer than {_MAX_HOST_LABEL} characters"
+    return None
+
+
+def _parse_url(text: str) -> URL | str:
+    """``text`` as a URL fit to request, or a phrase saying what is wrong with it.
+
+    Catches what yarl rejects (a port that is not a number or out of range, a broken IPv6
+    literal, ...) and what yarl accepts but no request can succeed with, so that it is recorded
+    at once instead of being retried: no scheme or one other than http/https, no host, a host
+    name that cannot exist, control characters, surrounding whitespace. Spaces inside the path
+    or query are not an error: yarl sends them percent-encoded.
+    """
+    if not text.strip():
+        return "empty URL" if not text else "blank URL (only whitespace)"
+    if text != text.strip():
+        return "leading or trailing whitespace"
+    for position, ch in enumerate(text):
+        if ch < " " or ch == "\x7f":
+            return f"control character {ch!r} at position {position}"
+    try:
+        url = URL(text)
+        scheme, host = url.scheme, url.raw_host
+    except Exception as exc:  # mostly ValueError, but yarl lets an IndexError out for some garbage
+        reason = str(exc).removeprefix("Invalid URL: ")
+        return f"cannot be parsed: {reason}" if reason else f"cannot be parsed ({type(exc).__name__})"
+    if not scheme:
+        return "no scheme: an absolute http:// or https:// URL is needed"
+    if scheme not in _SCHEMES:
+        return f"unsupported scheme {scheme!r}: only absolute http:// and https:// URLs are fetched"
+    if not host:
+        return "no host"
+    return _host_problem(host) or url
+
+
+def _check_urls(urls: Iterable[str]) -> tuple[list[str], list[URL | None], dict[int, str]]:
+    """The URLs as given, each parsed (None if invalid), and a message for each invalid one.
+
+    Raises TypeError only for what is not an iterable of strings: a malformed URL is not an
+    argument error, it becomes that URL's ``invalid_url`` record.
+    """
     if isinstance(urls, (str, bytes, URL)):
         raise TypeError("urls must be an iterable of URL strings, not a single URL")
     try:
-        items: list[object] = list(urls)
+        iterator: Iterator[object] = iter(urls)  # checked item by item below
     except TypeError:
         raise TypeError(f"urls must be an iterable of URL strings, not {type(urls).__name__}") from None
     texts: list[str] = []
-    parsed: list[URL] = []
-    for i, item in enumerate(items):
+    parsed: list[URL | None] = []
+    invalid: dict[int, str] = {}
+    for i, item in enumerate(iterator):
         if isinstance(item, URL):
             text = str(item)
         elif isinstance(item, str):
             text = item
         else:
             raise TypeError(f"urls[{i}] must be a str, not {type(item).__name__}")
-        try:
-            url = URL(text)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"urls[{i}] is not a valid URL ({exc}): {text!r}") from None
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError(f"urls[{i}] must be an absolute http:// or https:// URL, got {text!r}")
+        outcome = _parse_url(text)
+        if isinstance(outcome, URL):
+            parsed.append(outcome)
+        else:
+            parsed.append(None)
+            invalid[i] = f"{_quote(text)} is not a valid URL: {outcome}"
         texts.append(text)
-        parsed.append(url)
-    return texts, parsed
+    return texts, parsed, invalid
 
 
 def _configure(
@@ -147,7 +220,7 @@ def _configure(
     on_result: Callable[[FetchResult], object] | None,
 ) -> _Config:
     """Check every argument before any request, naming the offending one."""
-    texts, parsed = _check_urls(urls)
+    texts, parsed, invalid = _check_urls(urls)
     concurrency = _validate.check_int(concurrency, "concurrency", minimum=1)
     if per_host is not None:
         per_host = _validate.check_int(per_host, "per_host", minimum=1)
@@ -191,6 +264,7 @@ def _configure(
     return _Config(
         urls=texts,
         parsed=parsed,
+        invalid=invalid,
         concurrency=concurrency,
         per_host=per_host,
         deadline_s=deadline_s,
@@ -209,15 +283,23 @@ def _configure(
 
 
 class _Scheduler:
-    """Hands URL indices to workers.
+    """Hands the indices of the URLs to fetch (the valid ones) to workers.
 
-    Without ``per_host`` it is a counter (input order). With it, each host has a queue in input
+    Without ``per_host`` it walks them in input order. With it, each host has a queue in input
     order, and hosts that have work and a free slot take turns; a worker that finds none waits
     for a slot to free up, so a busy host never blocks the URLs of an idle one.
     """
 
-    def __init__(self, host_keys: list[str], per_host: int | None, loop: asyncio.AbstractEventLoop) -> None:
-        self._n = len(host_keys)
+    def __init__(
+        self,
+        indices: list[int],
+        host_keys: list[str],
+        per_host: int | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """``indices``: what to fetch, in input order; ``host_keys[i]``: URL ``i``'s host (per_host only)."""
+        self._order = indices
+        self._n = len(indices)
         self._handed = 0
         self._loop = loop
         self._per_host = per_host
@@ -227,8 +309,8 @@ class _Scheduler:
         self._ready: deque[str] = deque()
         self._waiters: deque[asyncio.Future[None]] = deque()
         if per_host is not None:
-            for i, key in enumerate(host_keys):
-                self._pending.setdefault(key, deque()).append(i)
+            for i in indices:
+                self._pending.setdefault(host_keys[i], deque()).append(i)
             self._active = dict.fromkeys(self._pending, 0)
             self._ready.extend(self._pending)
 
@@ -241,7 +323,7 @@ class _Scheduler:
         if self._per_host is None:
             if self._handed >= self._n:
                 return None
-            index = self._handed
+            index = self._order[self._handed]
             self._handed += 1
             return index
         if not self._ready:
@@ -375,11 +457,27 @@ class _AttemptTimer:
         self._task.cancel()
 
 
+# A redirect whose Location is malformed or not http(s) is the server's error, not the caller's:
+# aiohttp >= 3.10 raises these for it (older versions a plain InvalidURL, classified below).
+_REDIRECT_ERRORS: tuple[type[Exception], ...] = tuple(
+    cls for cls in (getattr(aiohttp, "RedirectClientError", None),) if isinstance(cls, type)
+)
+# aiohttp >= 3.10 refusing a request URL that is not http(s) (which _parse_url does not let through).
+_REQUEST_URL_ERRORS: tuple[type[Exception], ...] = tuple(
+    cls for cls in (getattr(aiohttp, "NonHttpUrlClientError", None),) if isinstance(cls, type)
+)
+
+
 def _classify(exc: BaseException) -> _Failure:
     """Map an exception from one attempt to an error record (never called for cancellation)."""
     text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, (aiohttp.TooManyRedirects, aiohttp.InvalidURL)):
+    if isinstance(exc, (aiohttp.TooManyRedirects, *_REDIRECT_ERRORS)):
         return _Failure(FetchError("http", text), retryable=False)
+    if isinstance(exc, (aiohttp.InvalidURL, *_REQUEST_URL_ERRORS)):
+        # aiohttp refused the request URL itself, stricter than _parse_url. (Before aiohttp 3.10
+        # this may also be a redirect's Location, which is the server's error: ``http`` there.)
+        kind: ErrorKind = "invalid_url" if _REDIRECT_ERRORS else "http"
+        return _Failure(FetchError(kind, text), retryable=False)
     if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)):
         return _Failure(FetchError("connection", text), retryable=False)  # will not fix itself
     # Refused, reset (also mid-body: ClientPayloadError), DNS, server closed early, malformed
@@ -407,10 +505,15 @@ class _Run:
         self.all_done: asyncio.Future[None] = loop.create_future()
         self.started_at = loop.time()
         self.deadline_at = None if cfg.deadline_s is None else self.started_at + cfg.deadline_s
+        # Invalid URLs are recorded in run() without being scheduled: no worker, slot or request.
+        to_fetch = [i for i, url in enumerate(cfg.parsed) if url is not None]
         host_keys = (
-            [""] * n if cfg.per_host is None else [f"{u.scheme}://{u.host}:{u.port}" for u in cfg.parsed]
+            []
+            if cfg.per_host is None
+            else ["" if u is None else f"{u.scheme}://{u.host}:{u.port}" for u in cfg.parsed]
         )
-        self.scheduler = _Scheduler(host_keys, cfg.per_host, loop)
+        self.scheduler = _Scheduler(to_fetch, host_keys, cfg.per_host, loop)
+        self.to_fetch = len(to_fetch)
         self.rng = random.Random()
         self.workers: list[asyncio.Task[None]] = []
         self.processors: set[asyncio.Task[None]] = set()
@@ -421,9 +524,13 @@ class _Run:
     # -- driving ---------------------------------------------------------------------------
 
     async def run(self) -> list[FetchResult]:
-        for _ in range(min(self.cfg.concurrency, self.n)):
-            self.workers.append(self.loop.create_task(self._worker()))
         try:
+            for index, message in self.cfg.invalid.items():
+                # Final at once: never requested, so never retried, and no slot or backoff spent.
+                error = FetchError("invalid_url", message)
+                self._finish(index, FetchResult(self.cfg.urls[index], False, None, None, error, 0, 0.0))
+            for _ in range(min(self.cfg.concurrency, self.to_fetch)):
+                self.workers.append(self.loop.create_task(self._worker()))
             timeout = None if self.deadline_at is None else max(0.0, self.deadline_at - self.loop.time())
             # asyncio.wait never cancels all_done, so a late set_result cannot hit a cancelled future.
             await asyncio.wait((self.all_done,), timeout=timeout)
@@ -567,6 +674,7 @@ class _Run:
         loop = self.loop
         session = self.session
         url = cfg.parsed[state.index]
+        assert url is not None  # only valid URLs are scheduled
         charset: str | None = None
         while True:
             now = loop.time()
@@ -778,7 +886,10 @@ async def afetch_all(
     """GET every URL concurrently; return one :class:`FetchResult` per URL, in input order.
 
     Args:
-        urls: absolute ``http://`` / ``https://`` URLs (duplicates allowed, each fetched).
+        urls: absolute ``http://`` / ``https://`` URLs (duplicates allowed, each fetched). A
+            malformed one (unparseable, no or another scheme, no host or an impossible one, a
+            bad port, control characters, surrounding whitespace) is not requested: its record
+            has an ``invalid_url`` error saying what is wrong, ``attempts == 0``.
         concurrency: requests in flight at most (also the connection pool size).
         per_host: requests in flight at most per ``scheme://host:port``; None: no extra limit.
         deadline_s: bound on the whole call. When it passes, unfinished URLs are cancelled and
@@ -808,7 +919,9 @@ async def afetch_all(
             order). An exception it raises stops the call and propagates.
 
     Raises:
-        ValueError, TypeError: a bad argument, named in the message, before any request.
+        ValueError, TypeError: a bad argument, named in the message, before any request. For
+            ``urls`` that is only TypeError: not an iterable, a single URL, or an element that
+            is neither a ``str`` nor a ``yarl.URL`` (``urls[i]`` named).
         asyncio.CancelledError: the call was cancelled (Ctrl-C under :func:`fetch_all`); every
             request is cancelled and the session closed first.
     """

@@ -1,9 +1,10 @@
 """What a fetch returns: one :class:`FetchResult` per URL, and a summary of many.
 
-Errors are data here. A URL that fails (connection refused, reset mid-body, a timeout, an HTTP error
-left after retries, invalid JSON, a body over ``max_bytes``, a failing ``process`` step, the call's
-deadline passing) yields a :class:`FetchResult` with ``ok=False`` and a :class:`FetchError` saying
-which of those happened; it never raises out of :func:`manycore.fetch.fetch_all`.
+Errors are data here. A URL that fails (malformed, connection refused, reset mid-body, a timeout, an
+HTTP error left after retries, invalid JSON, a body over ``max_bytes``, a failing ``process`` step,
+the call's deadline passing) yields a :class:`FetchResult` with ``ok=False`` and a
+:class:`FetchError` saying which of those happened; it never raises out of
+:func:`manycore.fetch.fetch_all`.
 """
 
 from __future__ import annotations
@@ -14,9 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-ErrorKind = Literal["connection", "timeout", "deadline", "http", "parse", "too_large", "process"]
+ErrorKind = Literal[
+    "invalid_url", "connection", "timeout", "deadline", "http", "parse", "too_large", "process"
+]
 """Why a URL failed.
 
+``invalid_url``
+    The URL cannot be requested as given: yarl cannot parse it (e.g. a port that is not a number),
+    it has no scheme or one other than http/https, no host or a host name that cannot exist,
+    control characters, or leading/trailing whitespace. The message quotes the URL and says
+    which. Recorded before any request (``attempts == 0``, ``elapsed_s == 0``); never retried.
 ``connection``
     No well-formed HTTP response: DNS failure, connection refused or reset (also mid-body),
     the server closing early, a malformed status line or headers. Retried.
@@ -35,6 +43,7 @@ ErrorKind = Literal["connection", "timeout", "deadline", "http", "parse", "too_l
 """
 
 ERROR_KINDS: tuple[ErrorKind, ...] = (
+    "invalid_url",
     "connection",
     "timeout",
     "deadline",
@@ -73,9 +82,10 @@ class FetchResult:
             for ``bytes``) or what ``process`` returned; None on failure, except a failing
             ``process`` step or a deadline during processing, where it is the unprocessed body.
         error: None when ``ok``, else why it failed.
-        attempts: HTTP requests made for this URL (0 if the deadline passed before it started).
+        attempts: HTTP requests made for this URL (0 if the deadline passed before it started, or
+            if the URL is invalid).
         elapsed_s: seconds from this URL's first request to its final record, retries, backoff
-            and processing included.
+            and processing included (0.0 when no request was made).
     """
 
     url: str
