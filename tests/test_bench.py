@@ -47,6 +47,19 @@ def test_every_section_ran(outputs: Path) -> None:
         assert not any(n.startswith("section failed") for n in section["notes"]), section["notes"]
 
 
+def test_overhead_has_a_pool_start_row_per_start_method(outputs: Path) -> None:
+    import multiprocessing
+
+    doc = json.loads((outputs / "report.json").read_text())
+    overhead = next(s for s in doc["sections"] if s["id"] == "overhead")
+    starts = {
+        r["name"].rpartition(", ")[2]: r for r in overhead["rows"] if "start to first results" in r["name"]
+    }
+    assert set(starts) == set(multiprocessing.get_all_start_methods())
+    for row in starts.values():
+        assert 0 < row["time_s"] <= row["median_s"] < 60, row
+
+
 def test_json_matches_the_schema(outputs: Path) -> None:
     doc = json.loads((outputs / "report.json").read_text())
     assert doc["schema"] == SCHEMA

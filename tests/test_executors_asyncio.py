@@ -234,8 +234,8 @@ def test_a_call_runs_on_the_loop_thread_when_exit_refuses_new_threads(no_asyncio
     ran_on: list[str] = []
     queued: list[Any] = []
 
-    def refuse(fn: Any, *args: Any) -> Any:
-        queued.append(fn)  # the stdlib queues the item before it fails to start a thread
+    def refuse(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        queued.append(fn)  # the pool queues the item before it fails to start a thread
         raise RuntimeError("can't create new thread at interpreter shutdown")
 
     def work() -> str:
@@ -243,7 +243,7 @@ def test_a_call_runs_on_the_loop_thread_when_exit_refuses_new_threads(no_asyncio
         return "done"
 
     with AsyncExecutor(1, thread_name="loop-under-test") as ex:
-        ex._call_pool.submit = refuse  # type: ignore[method-assign]
+        ex._call_pool._threads_core.submit = refuse  # type: ignore[method-assign]
         assert ex.submit(work).result(timeout=30) == "done"
         assert queued
         assert queued[0]() is None
@@ -251,10 +251,10 @@ def test_a_call_runs_on_the_loop_thread_when_exit_refuses_new_threads(no_asyncio
 
 
 def test_other_runtime_errors_of_the_call_pool_fail_the_future(no_asyncio_noise: None) -> None:
-    def refuse(fn: Any, *args: Any) -> Any:
+    def refuse(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("cannot schedule new futures after shutdown")
 
     with AsyncExecutor(1) as ex:
-        ex._call_pool.submit = refuse  # type: ignore[method-assign]
+        ex._call_pool._threads_core.submit = refuse  # type: ignore[method-assign]
         with pytest.raises(RuntimeError, match="cannot schedule new futures"):
             ex.submit(abs, -1).result(timeout=30)

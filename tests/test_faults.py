@@ -1488,3 +1488,134 @@ def test_workers_end_soon_after_their_owner_is_killed() -> None:
                 owner.wait()
             _kill_tagged(tag, None)
         assert not left, f"workers still running after their owner was killed: {left}"
+
+
+# ================================================================ nested waits
+NESTED_BACKENDS = ("threads", "native", "asyncio")
+
+
+def scenario_nested_wait(backend: str) -> None:
+    """A task waits for another call of its own executor while every worker is busy: the call
+    runs inline in the waiting worker (once), instead of waiting for ever behind it."""
+    ran: list[str] = []
+    lock = threading.Lock()
+
+    def leaf(x: int) -> int:
+        with lock:
+            ran.append(f"leaf{x}")
+        return x * 10
+
+    for workers in (1, 2):
+        ran.clear()
+        with get_executor(backend, max_workers=workers) as executor:
+
+            def outer(x: int) -> int:
+                inner = executor.submit(leaf, x)
+                failing = executor.submit(operator_neg, "not a number")
+                assert isinstance(failing.exception(), TypeError)  # exception() runs it inline too
+                return inner.result() + 1
+
+            outers = [executor.submit(outer, x) for x in range(2 * workers)]
+            results = [f.result(timeout=HANG_GUARD_S) for f in outers]
+        assert results == [x * 10 + 1 for x in range(2 * workers)], results
+        assert sorted(ran) == sorted(f"leaf{x}" for x in range(2 * workers)), ran  # each ran once
+    print("NESTED OK", flush=True)
+
+
+def operator_neg(x: Any) -> Any:
+    return -x
+
+
+@pytest.mark.parametrize("backend", NESTED_BACKENDS)
+def test_a_nested_wait_runs_the_call_inline(backend: str) -> None:
+    outcome = scenario("nested_wait", backend)
+    assert "NESTED OK" in outcome.stdout
+
+
+def scenario_blocking_wait_on_the_event_loop() -> None:
+    """A coroutine of an AsyncExecutor blocking on another of its calls would stop the loop that
+    must run it: RuntimeError naming the deadlock, at once; awaiting the future works."""
+    import asyncio
+
+    from manycore import AsyncExecutor
+
+    async def leaf() -> int:
+        return 5
+
+    with AsyncExecutor(max_workers=4) as executor:
+
+        async def blocks() -> int:
+            return int(executor.submit(leaf).result())
+
+        async def awaits() -> int:
+            return int(await asyncio.wrap_future(executor.submit(leaf))) + 1
+
+        t0 = time.monotonic()
+        error = executor.submit(blocks).exception(timeout=HANG_GUARD_S)
+        assert isinstance(error, RuntimeError), error
+        assert "deadlock" in str(error), error
+        assert time.monotonic() - t0 < HANG_GUARD_S / 2
+        assert executor.submit(awaits).result(timeout=HANG_GUARD_S) == 6
+    print("LOOP OK", flush=True)
+
+
+def test_a_blocking_wait_on_the_event_loop_raises() -> None:
+    outcome = scenario("blocking_wait_on_the_event_loop")
+    assert "LOOP OK" in outcome.stdout
+
+
+# ================================================================ abandoned calls at exit
+def sleeps_on_one(x: int) -> int:
+    if x == 1:
+        time.sleep(600)  # far longer than the scenario may run: only abandonment lets it exit
+    return x
+
+
+def scenario_abandoned_call_at_exit(backend: str) -> None:
+    """pmap gives up on an item after task_timeout; the interpreter must still exit at once."""
+    t0 = time.monotonic()
+    out = list(pmap(sleeps_on_one, range(5), backend=backend, workers=2, task_timeout=1.0, errors="collect"))
+    assert [out[i] for i in (0, 2, 3, 4)] == [0, 2, 3, 4], out
+    assert isinstance(out[1], TaskError), out
+    assert isinstance(out[1].exception, TimeoutError), out
+    assert time.monotonic() - t0 < HANG_GUARD_S
+    print("RETURNED", flush=True)
+
+
+@pytest.mark.parametrize("backend", ["threads", "native", "asyncio", "serial", "auto"])
+def test_an_abandoned_call_does_not_hold_the_interpreter_at_exit(backend: str) -> None:
+    """serial and auto (whose probe runs the first items in this process) hold task_timeout too."""
+    t0 = time.monotonic()
+    outcome = scenario("abandoned_call_at_exit", backend)
+    assert "RETURNED" in outcome.stdout
+    assert time.monotonic() - t0 < 120  # the abandoned call sleeps 600 s
+    assert "RuntimeWarning" in outcome.stderr, outcome.stderr
+    assert "item 1 of pmap(sleeps_on_one" in outcome.stderr, outcome.stderr
+
+
+def scenario_ctrl_c_while_exit_waits(backend: str) -> None:
+    """The main thread ends while a call still runs; the exit waits for it (stdlib semantics);
+    Ctrl-C then ends the process at once, with a status that says it was interrupted."""
+    gate_dir = tempfile.mkdtemp()
+    executor = get_executor(backend, max_workers=1)
+    executor.submit(sleeps_on_one, 1)
+    main = threading.main_thread().ident or 0
+
+    def interrupt() -> None:
+        time.sleep(1.0)  # the main thread is in the exit hook's wait by then
+        signal.pthread_kill(main, signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    executor.shutdown(wait=False)
+    print("MAIN ENDS", flush=True)
+    del gate_dir
+
+
+@pytest.mark.parametrize("backend", ["threads", "native", "asyncio", "processes"])
+def test_ctrl_c_while_the_exit_waits_exits_non_zero(backend: str) -> None:
+    t0 = time.monotonic()
+    outcome = run_scenario(MODULE, "scenario_ctrl_c_while_exit_waits", backend)
+    assert "MAIN ENDS" in outcome.stdout
+    assert outcome.returncode != 0, str(outcome)
+    assert time.monotonic() - t0 < 120  # the running call sleeps 600 s
+    outcome.assert_no_orphans()

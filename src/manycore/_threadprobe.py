@@ -17,12 +17,16 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def run_on_threads(calls: Sequence[Callable[[], T]]) -> tuple[list[T | None], float, float]:
+def run_on_threads(
+    calls: Sequence[Callable[[], T]], timeout: float | None = None
+) -> tuple[list[T | None], float, float]:
     """Start one thread per call, join them; ``(results, cpu_parallelism, wall_s)``.
 
     ``cpu_parallelism`` is the threads' summed CPU time over the wall time (1.0
     when the wall time is zero).  A call that raises leaves ``None`` as its
     result (the exception goes to ``threading.excepthook``, as for any thread).
+    ``timeout``: stop waiting after that long; the threads (daemon threads)
+    still running are left to finish alone (:func:`unfinished` lists them).
     """
     results: list[T | None] = [None] * len(calls)
     cpu = [0.0] * len(calls)
@@ -34,14 +38,24 @@ def run_on_threads(calls: Sequence[Callable[[], T]]) -> tuple[list[T | None], fl
         finally:
             cpu[k] = time.thread_time() - c0
 
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(calls))]
+    threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(len(calls))]
     t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(None if timeout is None else max(0.0, timeout - (time.perf_counter() - t0)))
     wall = time.perf_counter() - t0
+    _last_unfinished.threads = [(k, t) for k, t in enumerate(threads) if t.is_alive()]
     return results, (sum(cpu) / wall if wall > 0 else 1.0), wall
+
+
+_last_unfinished = threading.local()
+
+
+def unfinished() -> list[tuple[int, threading.Thread]]:
+    """``(call position, thread)`` of the calls the calling thread's last :func:`run_on_threads`
+    or :func:`gil_free_fraction` stopped waiting for (its ``timeout`` passed)."""
+    return list(getattr(_last_unfinished, "threads", []))
 
 
 #: Share of a call's time during which another thread can run Python, above
@@ -57,7 +71,9 @@ GIL_HELD_MAX = 0.1
 _GAP_S = 0.001
 
 
-def gil_free_fraction(call: Callable[[], T]) -> tuple[T | None, BaseException | None, float]:
+def gil_free_fraction(
+    call: Callable[[], T], timeout: float | None = None
+) -> tuple[T | None, BaseException | None, float]:
     """Run ``call`` on a thread while this thread watches whether it can still run Python.
 
     Returns ``(result, exception, fraction)``: the share of ``call``'s wall
@@ -68,6 +84,7 @@ def gil_free_fraction(call: Callable[[], T]) -> tuple[T | None, BaseException | 
     thread, so a busy machine lowers the fraction of a GIL-free call but
     cannot raise that of a GIL-holding one.  ``call`` should run for a few
     switch intervals (milliseconds) for the fraction to mean much.
+    ``timeout``: stop watching after that long (see :func:`unfinished`).
     """
     outcome: dict[str, Any] = {}
     started = threading.Event()
@@ -83,9 +100,10 @@ def gil_free_fraction(call: Callable[[], T]) -> tuple[T | None, BaseException | 
         finally:
             done.set()
 
-    thread = threading.Thread(target=run, name="manycore-gil-probe")
+    thread = threading.Thread(target=run, name="manycore-gil-probe", daemon=True)
     thread.start()
     started.wait()
+    give_up = None if timeout is None else time.perf_counter() + timeout
     ran = 0.0
     # The window starts when the call starts, not when this thread got back
     # from started.wait(): time the call ran before this thread could watch
@@ -97,7 +115,11 @@ def gil_free_fraction(call: Callable[[], T]) -> tuple[T | None, BaseException | 
         if now - last < _GAP_S:
             ran += now - last
         last = now
-    thread.join()
+        if give_up is not None and now >= give_up:
+            break
+    if done.is_set():
+        thread.join()
+    _last_unfinished.threads = [] if done.is_set() else [(0, thread)]
     if last == begin:  # done before this thread watched at all: all of it was a gap
         last = time.perf_counter()
     wall = last - begin

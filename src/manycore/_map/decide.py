@@ -19,15 +19,16 @@ import pickle
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _build
 from .._cpus import available_cpus
-from .._threadprobe import GIL_FREE_MIN, GIL_HELD_MAX, gil_free_fraction, run_on_threads
+from .._threadprobe import GIL_FREE_MIN, GIL_HELD_MAX, gil_free_fraction, run_on_threads, unfinished
 from .._workers import serialize as _serialize
 from .._workers.batches import Batch, Failures, Input, run_chunk
+from .bounded import MAP_TIMEOUT_MESSAGE, Helper, abandon, fn_name, overrun_error, run_one
 
 #: Target wall time of one chunk: long enough to hide hand-off costs, short
 #: enough for load balance, progress and cancellation.
@@ -87,7 +88,10 @@ def decide(
     length: int,
     workers: int | None,
     chunksize: int | None,
+    task_timeout: float | None = None,
+    deadline: float | None = None,
 ) -> tuple[Decision, Batch | None]:
+    """Choose; ``task_timeout`` and ``deadline`` (``time.monotonic()``) bound the probe's items too."""
     n_workers = workers or available_cpus()
     key = _cache_key(fn)
     with _decisions_lock:
@@ -127,27 +131,37 @@ def decide(
     cpus: list[float] = []
     sample_items: list[Any] = []
     started = time.perf_counter()
-    while not source.done:
-        idx, items = source.take(1)
-        if not items:
-            break
-        w0, c0 = time.perf_counter(), time.thread_time()
-        v, f = run_chunk(fn, items)
-        walls.append(time.perf_counter() - w0)
-        cpus.append(time.thread_time() - c0)
-        if f:
-            failures[len(values)] = f[0]
-        indexes.append(idx[0])
-        values.extend(v)
-        if len(sample_items) < 2:
-            sample_items.append(items[0])
-        if len(values) >= PROBE_MAX_ITEMS or time.perf_counter() - started > PROBE_BUDGET_S:
-            break
-        if len(values) >= 2 and min(walls) >= PROBE_ENOUGH_ITEM_S:
-            break  # items this long are timed well: keep the rest for the chosen backend
+    # bounded: on a helper thread, abandoned past task_timeout (see .bounded)
+    helper = Helper("manycore-probe") if task_timeout is not None or deadline is not None else None
+    overran = False
+    try:
+        while not source.done:
+            idx, items = source.take(1)
+            if not items:
+                break
+            v, f, wall, cpu, overran = run_one(fn, items[0], idx[0], task_timeout, deadline, helper)
+            walls.append(wall)
+            cpus.append(cpu)
+            if f:
+                failures[len(values)] = f[0]
+            indexes.append(idx[0])
+            values.extend(v)
+            if overran:
+                break
+            if len(sample_items) < 2:
+                sample_items.append(items[0])
+            if len(values) >= PROBE_MAX_ITEMS or time.perf_counter() - started > PROBE_BUDGET_S:
+                break
+            if len(values) >= 2 and min(walls) >= PROBE_ENOUGH_ITEM_S:
+                break  # items this long are timed well: keep the rest for the chosen backend
+    finally:
+        if helper is not None:
+            helper.close()
     probed: Batch = (indexes, values, failures)
     if not values:
         return Decision("serial", 1, 1, "empty input"), None
+    if overran:
+        return _after_overrun(chunksize, n_workers, len(values)), probed
     per_item = sorted(walls)[len(walls) // 2]
     cpu_ratio = (sum(cpus) / sum(walls)) if sum(walls) > 0 else 1.0
     remaining = max(0, length - len(values)) if length >= 0 else None
@@ -187,7 +201,10 @@ def decide(
             "threads", "CPU-bound on a free-threaded build with the GIL off: threads run Python in parallel"
         )
     # With the GIL on: does fn release it?  Run a sample on threads.
-    gil_free = _threads_speedup(fn, source, probed, n_workers, per_item, m)
+    limits = (task_timeout, deadline)
+    gil_free = _threads_speedup(fn, source, probed, n_workers, per_item, m, limits)
+    if gil_free is None:  # a sample item overran task_timeout
+        return _after_overrun(chunksize, n_workers, len(probed[1])), probed
     if gil_free:
         return decided("threads", "CPU-bound but releases the GIL: threads scale without process costs")
     if ship == math.inf:
@@ -199,6 +216,19 @@ def decide(
     if not _can_start_processes():
         return decided("threads", _NO_PROCESSES_REASON)
     return decided("processes", "CPU-bound Python that holds the GIL: processes run it in parallel")
+
+
+def _after_overrun(chunksize: int | None, n_workers: int, probed: int) -> Decision:
+    """An item overran ``task_timeout`` while probing: the rest run on threads, bounded the same way.
+
+    Not processes: the probe's abandoned thread still runs Python, so new
+    workers could not be forked (see :mod:`manycore._workers._start`) and
+    forkserver would re-import a ``__main__`` that may not be guarded.  Pass
+    ``backend="processes"`` for work that can spin for ever: there a stuck
+    worker is killed.  Not cached: it says nothing about ``fn``'s speed.
+    """
+    reason = "an item overran task_timeout while probing: threads, where a stuck call is abandoned"
+    return Decision("threads", chunksize or 1, n_workers, reason, {"probe_items": float(probed)})
 
 
 _NO_PROCESSES_REASON = (
@@ -235,8 +265,12 @@ def _threads_speedup(
     n_workers: int,
     per_item: float,
     m: dict[str, float],
-) -> bool:
+    limits: tuple[float | None, float | None] = (None, None),
+) -> bool | None:
     """Does ``fn`` release the GIL?  Probe items run on threads; their results join ``probed``.
+
+    ``limits``: ``(task_timeout, deadline)``; None if an item overran the
+    first (it failed with ``TimeoutError``, its thread abandoned).
 
     First one item on a thread while this thread watches whether it can still
     run Python (:func:`manycore._threadprobe.gil_free_fraction`: robust on a
@@ -255,10 +289,34 @@ def _threads_speedup(
         probe_indexes.append(index)
         probe_values.extend(v)
 
+    task_timeout, deadline = limits
+
+    def limit() -> float | None:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(MAP_TIMEOUT_MESSAGE)
+        left = [x for x in (task_timeout, None if deadline is None else deadline - time.monotonic()) if x]
+        return min(left) if left else None
+
+    def overran(indexes: Sequence[int]) -> bool:
+        """The calls of the last run still running: their items fail, their threads are abandoned."""
+        stuck = unfinished()
+        if not stuck:
+            return False
+        if task_timeout is None:  # the deadline passed
+            raise TimeoutError(MAP_TIMEOUT_MESSAGE)
+        for k, thread in stuck:
+            abandon(thread, f"item {indexes[k]} of pmap({fn_name(fn)}, ...)")
+            probe_failures[len(probe_values)] = (overrun_error(indexes[k], task_timeout), "")
+            probe_indexes.append(indexes[k])
+            probe_values.append(None)
+        return True
+
     index, one = source.take(1)
     if not one:
         return False
-    outcome, _, share = gil_free_fraction(functools.partial(run_chunk, fn, one))
+    outcome, _, share = gil_free_fraction(functools.partial(run_chunk, fn, one), limit())
+    if overran([index[0]]):
+        return None
     keep(index[0], outcome)
     m["gil_free_share"] = share
     if share > GIL_FREE_MIN:
@@ -267,9 +325,13 @@ def _threads_speedup(
         return False  # the watcher hardly ran: fn holds the GIL
     indexes, items = source.take(n_workers)
     calls = [functools.partial(run_chunk, fn, items[k : k + 1]) for k in range(len(items))]
-    results, parallelism, wall = run_on_threads(calls)
+    results, parallelism, wall = run_on_threads(calls, limit())
+    stuck = {k for k, _ in unfinished()}
     for k, result in enumerate(results):
-        keep(indexes[k], result)
+        if k not in stuck:
+            keep(indexes[k], result)
+    if overran(list(indexes)):
+        return None
     if len(items) < 2:
         return False
     m["threads_cpu_parallelism"] = parallelism

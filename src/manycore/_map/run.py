@@ -27,6 +27,7 @@ from .._workers.batches import Batch, Input, run_chunk
 from ..errors import TaskError
 from ..executors import ManycoreExecutor, MapPlan, get_executor
 from ._serial import serial_map
+from .bounded import MAP_TIMEOUT_MESSAGE, Helper, fn_name, run_one
 from .decide import Decision, decide, default_chunk
 from .deliver import Backlog, deliver, format_exception, raise_failure
 
@@ -101,7 +102,15 @@ def _choose(request: MapRequest, source: Input) -> tuple[Decision, Batch | None]
         name = getattr(request.executor, "backend_name", type(request.executor).__name__)
         return Decision(name, chunk or default_chunk(request.length, n), n, "explicit executor"), None
     if request.backend == "auto":
-        return decide(request.fn, source, request.length, request.workers, chunk)
+        return decide(
+            request.fn,
+            source,
+            request.length,
+            request.workers,
+            chunk,
+            task_timeout=request.task_timeout,
+            deadline=request.deadline,
+        )
     n = request.workers or (1 if request.backend == "serial" else available_cpus())
     return Decision(request.backend, chunk or default_chunk(request.length, n), n, "requested"), None
 
@@ -111,7 +120,12 @@ def _stream_serially(
 ) -> bool:
     """Phase 2: a serial map that nothing watches hands the consumer one C-level stream."""
     serial_batch = request.chunksize or 1024  # serial runs read ahead only what was asked for
-    streamable = state.may_stream and request.deadline is None and serial_batch >= 1024
+    streamable = (
+        state.may_stream
+        and request.deadline is None
+        and request.task_timeout is None
+        and serial_batch >= 1024
+    )
     if request.executor is not None or decision.backend != "serial" or not streamable:
         return False
     state.serial_map = _serial_stream(request.fn, source, probed, request.errors)
@@ -132,7 +146,10 @@ def dispatch(
     """Phase 3: run the items, batch by batch, where the decision says."""
     fn, deadline = request.fn, request.deadline
     if request.executor is None and decision.backend == "serial":
-        yield from _run_serial(fn, source, deadline, request.chunksize or 1024, probed)
+        if request.task_timeout is not None:
+            yield from _run_serial_bounded(fn, source, request.task_timeout, deadline, probed)
+        else:
+            yield from _run_serial(fn, source, deadline, request.chunksize or 1024, probed)
         return
     if probed is not None:
         yield probed
@@ -232,11 +249,28 @@ def _run_serial(
     size = chunksize
     while not source.done:
         if deadline is not None and time.monotonic() >= deadline:
-            raise TimeoutError("pmap did not finish within its timeout")
+            raise TimeoutError(MAP_TIMEOUT_MESSAGE)
         indexes, items = source.take(size)
         if items:
             values, failures = run_chunk(fn, items)
             yield indexes, values, failures
+
+
+def _run_serial_bounded(
+    fn: Callable[[Any], Any], source: Input, task_timeout: float, deadline: float | None, probed: Batch | None
+) -> Iterator[Batch]:
+    """Serial with ``task_timeout``: one item at a time on a helper thread (see :mod:`.bounded`)."""
+    if probed is not None:
+        yield probed
+    helper = Helper("manycore-serial-item")
+    try:
+        while not source.done:
+            indexes, items = source.take(1)
+            if items:
+                values, failures, _, _, _ = run_one(fn, items[0], indexes[0], task_timeout, deadline, helper)
+                yield indexes, values, failures
+    finally:
+        helper.close()
 
 
 def _run_executor(
@@ -249,7 +283,7 @@ def _run_executor(
 ) -> Iterator[Batch]:
     """Batches (or single items) as futures on ``executor``, at most a few per worker in flight."""
     per_item = plan.one_by_one or request.task_timeout is not None
-    flight = _Flight(request, executor, decision, per_item)
+    flight = _Flight(request, executor, decision, per_item, plan.abandon)
     try:
         while True:
             flight.fill(source, may_dispatch)
@@ -264,8 +298,16 @@ def _run_executor(
 class _Flight:
     """The futures of one map in flight on an executor: submit, collect, time out."""
 
-    def __init__(self, request: MapRequest, executor: Executor, decision: Decision, per_item: bool) -> None:
+    def __init__(
+        self,
+        request: MapRequest,
+        executor: Executor,
+        decision: Decision,
+        per_item: bool,
+        abandon: Callable[[Future[Any], str], None] | None,
+    ) -> None:
         self.request = request
+        self.abandon = abandon
         self.executor = executor
         self.backend = decision.backend
         self.per_item = per_item
@@ -298,7 +340,7 @@ class _Flight:
             indexes, _started = self.futures.pop(future)
             yield _future_batch(future, indexes, self.per_item)
         if deadline is not None and time.monotonic() >= deadline:
-            raise TimeoutError("pmap did not finish within its timeout")
+            raise TimeoutError(MAP_TIMEOUT_MESSAGE)
 
     def overran(self) -> Iterator[Batch]:
         """Items past ``task_timeout`` fail with ``TimeoutError``; their calls are abandoned."""
@@ -308,8 +350,9 @@ class _Flight:
         now = time.monotonic()
         for future, (indexes, started) in list(self.futures.items()):
             if now - started > task_timeout:
-                future.cancel()
                 del self.futures[future]
+                if not future.cancel() and self.abandon is not None:
+                    self.abandon(future, f"item {indexes[0]} of pmap({fn_name(self.request.fn)}, ...)")
                 error = TimeoutError(
                     f"item {indexes[0]} exceeded task_timeout={task_timeout:g}s "
                     f"(its {self.backend} worker cannot be killed; it was abandoned)"

@@ -9,6 +9,7 @@ import importlib
 import math
 import multiprocessing
 import os
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Any
 from .. import _extras
 from ..executors.process import ProcessExecutor
 from ._context import BenchContext, busy
-from ._timing import calibrate_number, time_call, time_interleaved
+from ._timing import Timing, calibrate_number, time_call, time_interleaved
 from .report import Section
 
 
@@ -108,9 +109,40 @@ def run(ctx: BenchContext) -> Section:
     add("threading.Thread start + join", thread_round)
     add("os.fork + waitpid", _fork_and_wait, number=10 if ctx.tiny else 50)
 
+    _pool_starts(ctx, section)
     _ipc(ctx, section)
     _crossover(ctx, section)
     return section
+
+
+def _pool_starts(ctx: BenchContext, section: Section) -> None:
+    """How long a process pool takes from its constructor to one result per worker, per start method.
+
+    Shutdown is not timed.  forkserver's first start also starts its server
+    (once per process; done in the warm-up here, so the rows show the start a
+    pool pays every time); the worker count is the bench's thread count.
+    """
+    ctx.say("overhead: process pool start per start method")
+    workers = ctx.threads
+    for method in multiprocessing.get_all_start_methods():
+        mp_context = multiprocessing.get_context(method)
+        samples: list[float] = []
+        for attempt in range(1 + (1 if ctx.tiny else ctx.repeats)):
+            t0 = time.perf_counter()
+            executor = ProcessExecutor(workers, mp_context=mp_context)
+            try:
+                for future in [executor.submit(_noop) for _ in range(workers)]:
+                    future.result()
+                if attempt > 0:  # the first is the warm-up (imports, forkserver's server)
+                    samples.append(time.perf_counter() - t0)
+            finally:
+                executor.shutdown()
+        timing = Timing(min(samples), statistics.median(samples), len(samples), 1)
+        section.add(
+            f"ProcessExecutor({workers}) start to first results, {method}",
+            timing,
+            per_call_us=timing.best_s * 1e6,
+        )
 
 
 def _ipc(ctx: BenchContext, section: Section) -> None:

@@ -37,6 +37,7 @@ that names the item, the pid and the signal or exit code.
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -78,11 +79,18 @@ class MapPlan:
         ``run(fn, source, *, chunksize, task_timeout, deadline, may_dispatch,
         expected_items)`` (the process engine of ``manycore._workers``).
         ``None``: pmap submits batches as futures.
+    ``abandon``
+        ``abandon(future, what)``: pmap gives up on a running call that
+        overran its ``task_timeout`` and cannot be killed (``what`` names
+        the item).  The executor must then wait for it neither in
+        ``shutdown`` nor at interpreter exit.  ``None``: the executor has
+        no such calls, or cannot let go of them.
     """
 
     workers: int
     one_by_one: bool = False
     engine: Callable[[], AbstractContextManager[Any]] | None = None
+    abandon: Callable[[Future[Any], str], None] | None = None
 
 
 # The map functions behind ManycoreExecutor.pmap/pstarmap, set by manycore.pmap
@@ -179,15 +187,49 @@ def register_exit_hook(hook: Callable[[], object]) -> None:
     joined and before ``atexit`` handlers.  ``concurrent.futures.thread``
     registers one that makes every ``ThreadPoolExecutor`` (also those inside
     asyncio and Dask) refuse new work; importing it first puts ``hook`` ahead
-    of it, so work finishing at exit can still use those pools.
+    of it, so work finishing at exit can still use those pools.  Ctrl-C
+    while ``hook`` waits ends the process (:func:`exit_interruptibly`).
     """
     import concurrent.futures.thread  # noqa: F401  # its hook must be registered before ours
 
+    def interruptible() -> None:
+        exit_interruptibly(hook)
+
     register = getattr(threading, "_register_atexit", None)
     if register is None:  # pragma: no cover - CPython < 3.9 or another interpreter
-        atexit.register(hook)
+        atexit.register(interruptible)
     else:
-        register(hook)
+        register(interruptible)
+
+
+def exit_interruptibly(wait: Callable[[], object]) -> None:
+    """Run an exit hook's ``wait``; Ctrl-C during it ends the process by ``SIGINT``, at once.
+
+    CPython prints a ``KeyboardInterrupt`` raised by an exit hook, ignores it
+    and exits with status 0, as if the program had succeeded.  A user who
+    presses Ctrl-C while the interpreter waits for running calls at exit
+    wants out, and a shell or CI job must see that it was interrupted: the
+    process ends the way an interrupted C program does (killed by SIGINT,
+    status 130 in a shell), after flushing what it printed.
+    """
+    try:
+        wait()
+    except KeyboardInterrupt:
+        import signal
+        import sys
+
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except (OSError, ValueError):
+                pass
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+        except (ValueError, OSError, AttributeError):  # not the main thread, or no such signal here
+            pass
+        os._exit(130)
 
 
 def check_max_workers(max_workers: int | None, default: int) -> int:

@@ -71,6 +71,7 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, ParamSpec, TypeVar, overload
 
 from ._contract import ManycoreExecutor, MapPlan, check_max_workers, register_exit_hook
+from .thread import ThreadExecutor
 
 __all__ = ["AsyncExecutor"]
 
@@ -91,12 +92,23 @@ def _is_coroutine_function(fn: object) -> bool:
 
 
 class _WorkItem:
-    """One submitted call.  ``task`` and ``started`` are touched on the loop thread only."""
+    """One submitted call.  ``task``, ``started`` and ``notified`` are touched on the loop thread only."""
 
-    __slots__ = ("args", "fn", "future", "kwargs", "notified", "started", "task")
+    __slots__ = (
+        "args",
+        "call_future",
+        "fn",
+        "future",
+        "kwargs",
+        "notified",
+        "started",
+        "task",
+        "urgent",
+        "waiting_slot",
+    )
 
     def __init__(
-        self, future: cf.Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, future: _Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
         self.future = future
         self.fn: Callable[..., Any] | None = fn
@@ -105,12 +117,58 @@ class _WorkItem:
         self.task: asyncio.Task[None] | None = None
         self.started = False  # holds a slot and its future is RUNNING
         self.notified = False  # set_running_or_notify_cancel() was called
+        self.urgent = False  # a worker of this executor waits for it: start without a slot
+        self.waiting_slot = False  # its task waits for a slot (the semaphore)
+        self.call_future: cf.Future[Any] | None = None  # a plain call's future on the thread pool
+        future._item = self
 
     def release(self) -> None:
         # Drop the call's references as soon as it is settled (results can be big).
         self.fn = None
         self.args = ()
         self.kwargs = {}
+        self.future._item = None
+
+
+class _Future(cf.Future[R]):
+    """An ``AsyncExecutor`` future: a wait that could never end raises or gets its call started.
+
+    On the loop thread, a blocking ``result()``/``exception()`` of a call that
+    has not finished would stop the loop that must run it: ``RuntimeError``.
+    On a thread of the executor's call pool (a plain function waiting for
+    another call of the same executor), a call still waiting for a slot
+    starts at once, without one: with every slot held by such waiters it
+    would otherwise never start.
+    """
+
+    def __init__(self, owner: AsyncExecutor) -> None:
+        super().__init__()
+        self._owner = weakref.ref(owner)
+        self._item: _WorkItem | None = None
+
+    def _check_wait(self, timeout: float | None) -> None:
+        if self.done() or (timeout is not None and timeout <= 0):
+            return
+        owner = self._owner()
+        if owner is None:
+            return
+        if threading.current_thread() is owner._thread:
+            raise RuntimeError(
+                "deadlock: a blocking wait for a call of this AsyncExecutor on its own event loop "
+                "thread stops the loop that must run it; in a coroutine, "
+                "`await asyncio.wrap_future(future)` instead"
+            )
+        item = self._item
+        if item is not None and owner._on_call_thread():
+            owner._call_on_loop(owner._hurry, item)
+
+    def result(self, timeout: float | None = None) -> R:
+        self._check_wait(timeout)
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._check_wait(timeout)
+        return super().exception(timeout)
 
 
 class AsyncExecutor(ManycoreExecutor):
@@ -142,7 +200,7 @@ class AsyncExecutor(ManycoreExecutor):
         name = thread_name or f"manycore-asyncio-{next(_thread_counter)}"
         # Our own default executor, shut down directly at the end (no helper
         # thread, unlike loop.shutdown_default_executor()).
-        self._call_pool = cf.ThreadPoolExecutor(self._max_workers, thread_name_prefix=f"{name}-call")
+        self._call_pool = ThreadExecutor(self._max_workers, thread_name_prefix=f"{name}-call")
         self._loop.set_default_executor(self._call_pool)
         self._thread = threading.Thread(target=self._run_loop, name=name, daemon=True)
         self._thread.start()
@@ -156,7 +214,7 @@ class AsyncExecutor(ManycoreExecutor):
 
     def map_plan(self) -> MapPlan:
         """pmap hands items one at a time: each call is a coroutine (or a plain call) of its own."""
-        return MapPlan(workers=self.max_workers, one_by_one=True)
+        return MapPlan(workers=self.max_workers, one_by_one=True, abandon=self.abandon)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -179,7 +237,7 @@ class AsyncExecutor(ManycoreExecutor):
             raise TypeError("submit() takes a coroutine function and its arguments, not a coroutine object")
         if not callable(obj):
             raise TypeError(f"fn must be callable, not {type(obj).__name__}")
-        future: cf.Future[Any] = cf.Future()
+        future: _Future[Any] = _Future(self)
         item = _WorkItem(future, fn, args, kwargs)
         with self._lock:
             if self._forked:
@@ -289,15 +347,22 @@ class AsyncExecutor(ManycoreExecutor):
     async def _execute(self, item: _WorkItem) -> None:  # loop thread
         future = item.future
         try:
+            held = False
             try:
-                await self._semaphore.acquire()
+                if not item.urgent:
+                    item.waiting_slot = True
+                    await self._semaphore.acquire()
+                    held = True
             except asyncio.CancelledError:
-                # Cancelled before it started (shutdown(cancel_futures=True),
-                # future.cancel(), or interpreter exit).
-                item.notified = True
-                future.cancel()
-                future.set_running_or_notify_cancel()
-                return
+                if not item.urgent or future.cancelled():
+                    # Cancelled before it started (shutdown(cancel_futures=True),
+                    # future.cancel(), or interpreter exit).
+                    item.notified = True
+                    future.cancel()
+                    future.set_running_or_notify_cancel()
+                    return
+                # else: a worker of this executor waits for it (_hurry): no slot
+            item.waiting_slot = False
             try:
                 item.notified = True
                 if not future.set_running_or_notify_cancel():
@@ -317,9 +382,39 @@ class AsyncExecutor(ManycoreExecutor):
                 else:
                     future.set_result(result)
             finally:
-                self._semaphore.release()
+                if held:
+                    self._semaphore.release()
         finally:
             item.release()
+
+    def _hurry(self, item: _WorkItem) -> None:  # loop thread
+        """A call-pool thread of this executor waits for ``item``: start it now, without a slot."""
+        if item.started or item.urgent or item.task is None or item.task.done():
+            return
+        item.urgent = True  # not waiting yet: it will not
+        if item.waiting_slot:
+            item.task.cancel()  # interrupts its wait for a slot; _execute goes on without one
+
+    def _on_call_thread(self) -> bool:
+        return self._call_pool._threads_core.on_own_worker()
+
+    def abandon(self, future: cf.Future[Any], what: str) -> None:
+        """pmap gave up on a running call (``task_timeout``): cancel the coroutine, let go of the thread.
+
+        A coroutine is cancelled (its slot is free again).  A plain call
+        cannot be stopped: its thread is abandoned (see ``ThreadExecutor``)
+        and the coroutine that waited for it ends, freeing its slot.
+        """
+        item = getattr(future, "_item", None)
+        if item is None:
+            return
+        if item.call_future is not None:
+            self._call_pool._threads_core.abandon(item.call_future, what)
+        self._call_on_loop(self._cancel_running, item)
+
+    def _cancel_running(self, item: _WorkItem) -> None:  # loop thread
+        if item.started and item.task is not None:
+            item.task.cancel()
 
     async def _call(self, item: _WorkItem) -> Any:  # loop thread
         fn = item.fn
@@ -328,7 +423,9 @@ class AsyncExecutor(ManycoreExecutor):
             return await fn(*item.args, **item.kwargs)
         once = _Once(functools.partial(fn, *item.args, **item.kwargs))
         try:
-            pending = self._loop.run_in_executor(None, once)
+            # a call a worker of this executor waits for (_hurry) may not wait for a thread either
+            item.call_future = self._call_pool._threads_core.submit(once, (), {}, beyond_limit=item.urgent)
+            pending = asyncio.wrap_future(item.call_future, loop=self._loop)
         except RuntimeError as exc:
             if "can't create new thread at interpreter shutdown" not in str(exc):
                 raise

@@ -45,9 +45,12 @@ Which work runs without the GIL
     Queued items that are not cancelled still run.  ``wait=True`` returns once
     every native thread has exited and the launcher thread is joined; from a
     task on one of the executor's own threads it behaves like ``wait=False``
-    (a thread cannot wait for itself).  An executor that is garbage-collected
-    or still open at interpreter exit is shut down the same way
-    (``wait=True`` at exit).  After ``fork()`` the child has none of the
+    (a thread cannot wait for itself), and it does not wait for a thread
+    whose call ``pmap`` abandoned after its ``task_timeout``.  An executor that
+    is garbage-collected is shut down with ``wait=False`` (as the stdlib's
+    pools: dropping it does not block); one still open at interpreter exit with
+    ``wait=True``.  A task that waits for a queued call of the same executor
+    runs it inline (see :mod:`manycore.executors._work`).  After ``fork()`` the child has none of the
     threads: its copy refuses ``submit`` with ``RuntimeError``.
 
 If the OS refuses to create a thread, the constructor raises the runtime's
@@ -61,6 +64,7 @@ import itertools
 import os
 import queue
 import threading
+import warnings
 import weakref
 from _ctypes import FUNCFLAG_PYTHONAPI, CFuncPtr
 from collections.abc import Callable
@@ -69,7 +73,8 @@ from typing import Any, ParamSpec, TypeVar
 
 from .. import native
 from .._validate import MAX_THREADS, as_int, check_int
-from ._contract import ManycoreExecutor, check_max_workers, register_exit_hook
+from ._contract import ManycoreExecutor, MapPlan, check_max_workers, register_exit_hook
+from ._work import OwnFuture, WorkItem
 
 __all__ = ["NativeExecutor", "is_native_callable"]
 
@@ -102,39 +107,17 @@ def function_address(fn: object) -> int:
     return as_int(fn, "fn_address")
 
 
-class _WorkItem:
-    __slots__ = ("args", "fn", "future", "kwargs")
-
-    def __init__(
-        self, future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> None:
-        self.future = future
-        self.fn = fn
-        self.args = args
-        self.kwargs = kwargs
-
-    def run(self) -> None:
-        if not self.future.set_running_or_notify_cancel():
-            return
-        try:
-            result = self.fn(*self.args, **self.kwargs)
-        except BaseException as exc:
-            self.future.set_exception(exc)
-            # exc -> traceback -> this frame -> self: break the cycle (as the stdlib does).
-            self = None  # type: ignore[assignment]
-        else:
-            self.future.set_result(result)
-
-
 class _Workers:
     """The native threads and their queue.  Holds no reference to the executor,
     so an executor nobody references is collected and its threads stopped."""
 
     def __init__(self, count: int) -> None:
         self.count = count
-        self.queue: queue.SimpleQueue[_WorkItem | None] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[WorkItem | None] = queue.SimpleQueue()
         self.cond = threading.Condition()
         self.native_ids: list[int] = []
+        self.exited: set[int] = set()  # native ids of the threads that left worker_main (under cond)
+        self.abandoned: dict[int, str] = {}  # native id -> the call pmap gave up on (under cond)
         self.launch_error: BaseException | None = None
         self.launcher_done = False
         self.stopped = False
@@ -166,13 +149,22 @@ class _Workers:
         with self.cond:
             self.native_ids.append(threading.get_native_id())
             self.cond.notify_all()
+        me = threading.get_native_id()
         get = self.queue.get
-        while True:
-            item = get()  # blocks with the GIL released
-            if item is None:
-                return
-            item.run()
-            del item
+        try:
+            while True:
+                item = get()  # blocks with the GIL released
+                if item is None:
+                    return
+                item.run()
+                del item
+                if me in self.abandoned:  # its call came back late: it serves again
+                    with self.cond:
+                        self.abandoned.pop(me, None)
+        finally:
+            with self.cond:
+                self.exited.add(me)
+                self.cond.notify_all()
 
     def wait_started(self, timeout_s: float) -> bool:
         with self.cond:
@@ -185,6 +177,41 @@ class _Workers:
 
     def on_worker_thread(self) -> bool:
         return threading.get_native_id() in self.native_ids
+
+    on_own_worker = on_worker_thread  # the Owner of this executor's futures (nested waits run inline)
+
+    def abandon(self, future: Future[Any], what: str) -> None:
+        """pmap gave up on ``future``'s running call: nothing waits for its thread until it returns."""
+        item = getattr(future, "_item", None)
+        thread = item.thread if item is not None else None
+        if thread is None or thread.native_id is None:
+            return
+        with self.cond:
+            if thread.native_id not in self.exited:
+                self.abandoned[thread.native_id] = what
+
+    def join(self) -> None:
+        """Wait for the threads to exit (after stop()); not for abandoned ones, nor the calling one."""
+        me = threading.get_native_id()
+        with self.cond:
+            self.cond.wait_for(
+                lambda: all(t in self.exited or t in self.abandoned or t == me for t in self.native_ids)
+            )
+            abandoned = bool(self.abandoned) or me in self.native_ids
+        if not abandoned:
+            self.launcher.join()  # every native thread has exited: returns at once
+
+    def warn_abandoned(self) -> None:
+        with self.cond:
+            left = [what for t, what in self.abandoned.items() if t not in self.exited]
+        for what in left:
+            warnings.warn_explicit(  # at exit no frame of the user's is left to point at
+                f"a native thread still runs {what}, abandoned after its task_timeout; "
+                "the interpreter exits without waiting for it",
+                RuntimeWarning,
+                filename="manycore",
+                lineno=0,
+            )
 
     def stop(self) -> None:
         """Post one stop sentinel per thread (once); queued items ahead of them still run."""
@@ -203,15 +230,15 @@ class _Workers:
                 item = self.queue.get_nowait()
             except queue.Empty:
                 return
-            if item is not None and item.future.cancel():
+            if item is not None and item.claim() and item.future.cancel():
                 item.future.set_running_or_notify_cancel()  # wake wait()/as_completed()
 
 
 def _stop_and_join(workers: _Workers) -> None:
     # Executor collected without shutdown, or still open at interpreter exit.
     workers.stop()
-    if workers.pid == os.getpid() and not workers.on_worker_thread() and workers.launcher.is_alive():
-        workers.launcher.join()
+    if workers.pid == os.getpid() and workers.launcher.is_alive():
+        workers.join()
 
 
 _live_workers: weakref.WeakSet[_Workers] = weakref.WeakSet()
@@ -223,6 +250,7 @@ def _stop_all_at_exit() -> None:
     # then no longer submit: RuntimeError).
     for workers in list(_live_workers):
         _stop_and_join(workers)
+        workers.warn_abandoned()
 
 
 register_exit_hook(_stop_all_at_exit)
@@ -261,7 +289,7 @@ class NativeExecutor(ManycoreExecutor):
                 raise workers.launch_error
             raise OSError(f"the native threads did not start within {STARTUP_TIMEOUT_S} s")
         self._workers = workers
-        self._finalizer = weakref.finalize(self, _stop_and_join, workers)
+        self._finalizer = weakref.finalize(self, workers.stop)  # as the stdlib: dropping it does not wait
         _live_workers.add(workers)
 
     @property
@@ -278,7 +306,7 @@ class NativeExecutor(ManycoreExecutor):
         """Schedule ``fn(*args, **kwargs)`` on one of the native threads."""
         if not callable(fn):
             raise TypeError(f"fn must be callable, not {type(fn).__name__}")
-        future: Future[R] = Future()
+        future: OwnFuture[R] = OwnFuture(self._workers)
         with self._lock:
             if self._workers.pid != os.getpid():
                 raise RuntimeError(
@@ -288,7 +316,7 @@ class NativeExecutor(ManycoreExecutor):
                 raise RuntimeError("cannot schedule new futures after shutdown")
             if self._workers.stopped:  # stopped by the exit hook (atexit handlers run after it)
                 raise RuntimeError("cannot schedule new futures after interpreter shutdown")
-            self._workers.queue.put(_WorkItem(future, fn, args, kwargs))
+            self._workers.queue.put(WorkItem(future, fn, args, kwargs))
         return future
 
     def submit_range(
@@ -341,5 +369,9 @@ class NativeExecutor(ManycoreExecutor):
             if cancel_futures:
                 workers.cancel_queued()
             workers.stop()
-        if wait and not workers.on_worker_thread():
-            workers.launcher.join()
+        if wait:
+            workers.join()
+
+    def map_plan(self) -> MapPlan:
+        """Batches on ``max_workers`` native threads; a call that overran ``task_timeout`` is abandoned."""
+        return MapPlan(workers=self.max_workers, abandon=self._workers.abandon)
