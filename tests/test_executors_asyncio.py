@@ -243,7 +243,7 @@ def test_a_call_runs_on_the_loop_thread_when_exit_refuses_new_threads(no_asyncio
         return "done"
 
     with AsyncExecutor(1, thread_name="loop-under-test") as ex:
-        ex._call_pool._threads_core.submit = refuse  # type: ignore[method-assign]
+        ex._call_pool.thread_pool.submit = refuse  # type: ignore[method-assign]
         assert ex.submit(work).result(timeout=30) == "done"
         assert queued
         assert queued[0]() is None
@@ -255,6 +255,6 @@ def test_other_runtime_errors_of_the_call_pool_fail_the_future(no_asyncio_noise:
         raise RuntimeError("cannot schedule new futures after shutdown")
 
     with AsyncExecutor(1) as ex:
-        ex._call_pool._threads_core.submit = refuse  # type: ignore[method-assign]
+        ex._call_pool.thread_pool.submit = refuse  # type: ignore[method-assign]
         with pytest.raises(RuntimeError, match="cannot schedule new futures"):
             ex.submit(abs, -1).result(timeout=30)

@@ -291,7 +291,7 @@ def scenario_pipeline_worker_death(how: str) -> None:
         assert isinstance(info.value, WorkerDied), repr(info.value)
         _, code = expected_death(how)
         assert code is not None
-        how_text = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        how_text = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
         assert how_text in str(info.value), str(info.value)
         assert "item #3" in str(info.value)
 

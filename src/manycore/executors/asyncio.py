@@ -396,7 +396,7 @@ class AsyncExecutor(ManycoreExecutor):
             item.task.cancel()  # interrupts its wait for a slot; _execute goes on without one
 
     def _on_call_thread(self) -> bool:
-        return self._call_pool._threads_core.on_own_worker()
+        return self._call_pool.thread_pool.on_own_worker()
 
     def abandon(self, future: cf.Future[Any], what: str) -> None:
         """pmap gave up on a running call (``task_timeout``): cancel the coroutine, let go of the thread.
@@ -409,7 +409,7 @@ class AsyncExecutor(ManycoreExecutor):
         if item is None:
             return
         if item.call_future is not None:
-            self._call_pool._threads_core.abandon(item.call_future, what)
+            self._call_pool.thread_pool.abandon(item.call_future, what)
         self._call_on_loop(self._cancel_running, item)
 
     def _cancel_running(self, item: _WorkItem) -> None:  # loop thread
@@ -424,7 +424,7 @@ class AsyncExecutor(ManycoreExecutor):
         once = _Once(functools.partial(fn, *item.args, **item.kwargs))
         try:
             # a call a worker of this executor waits for (_hurry) may not wait for a thread either
-            item.call_future = self._call_pool._threads_core.submit(once, (), {}, beyond_limit=item.urgent)
+            item.call_future = self._call_pool.thread_pool.submit(once, (), {}, beyond_limit=item.urgent)
             pending = asyncio.wrap_future(item.call_future, loop=self._loop)
         except RuntimeError as exc:
             if "can't create new thread at interpreter shutdown" not in str(exc):

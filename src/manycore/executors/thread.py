@@ -28,12 +28,13 @@ Where it differs from the stdlib, deliberately:
 
 from __future__ import annotations
 
+import os
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from ._contract import ManycoreExecutor, MapPlan
+from ._contract import ManycoreExecutor, MapPlan, check_max_workers
 from ._threadpool import ThreadPool, stop
 
 R = TypeVar("R")
@@ -51,22 +52,34 @@ class ThreadExecutor(ThreadPoolExecutor, ManycoreExecutor):
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
     ) -> None:
-        # the stdlib's checks and defaults (max_workers, initializer); it starts no thread
-        super().__init__(max_workers, thread_name_prefix, initializer, initargs)
-        self._threads_core = ThreadPool(self._max_workers, thread_name_prefix, initializer, initargs)
-        self._finalizer = weakref.finalize(self, stop, self._threads_core)
+        count = check_max_workers(max_workers, default_max_workers())
+        # the stdlib's own checks (initializer callable); it starts no thread
+        super().__init__(count, thread_name_prefix, initializer, initargs)
+        self._pool = ThreadPool(count, thread_name_prefix, initializer, initargs)
+        self._finalizer = weakref.finalize(self, stop, self._pool)
 
     @property
     def max_workers(self) -> int:
         """How many threads may run calls at once."""
-        return self._threads_core.max_workers
+        return self._pool.max_workers
+
+    @property
+    def thread_pool(self) -> ThreadPool:
+        """The pool of manycore threads behind this executor (``AsyncExecutor`` submits to it directly)."""
+        return self._pool
 
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
-        return self._threads_core.submit(fn, args, kwargs)
+        return self._pool.submit(fn, args, kwargs)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self._threads_core.shutdown(wait, cancel_futures)
+        self._pool.shutdown(wait, cancel_futures)
 
     def map_plan(self) -> MapPlan:
         """Batches on ``max_workers`` threads; a call that overran ``task_timeout`` is abandoned."""
-        return MapPlan(workers=self.max_workers, abandon=self._threads_core.abandon)
+        return MapPlan(workers=self.max_workers, abandon=self._pool.abandon)
+
+
+def default_max_workers() -> int:
+    """The stdlib's default: ``min(32, CPUs + 4)`` (CPUs this process may use, on 3.13+ as there)."""
+    count = getattr(os, "process_cpu_count", os.cpu_count)
+    return min(32, (count() or 1) + 4)

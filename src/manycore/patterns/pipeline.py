@@ -101,7 +101,7 @@ from .._workers.protocol import (
     start_worker,
     unpack,
 )
-from ..errors import Closed, RemoteError, RemoteTraceback, WorkerDied
+from ..errors import Closed, RemoteError, RemoteTraceback, WorkerDied, describe_exit
 from ._checks import check_int
 from ._mp import context
 from .buffer import BoundedBuffer
@@ -556,12 +556,7 @@ def _process_worker(state: _RunState, i: int, proc: Any, conn: Any) -> None:
     except (EOFError, OSError) as e:
         if not state.stopped:
             proc.join(timeout=5.0)
-            code = proc.exitcode
-            how = (
-                f"was killed by signal {-code}"
-                if code is not None and code < 0
-                else f"exited with code {code}"
-            )
+            how = describe_exit(proc.exitcode)
             died = WorkerDied(
                 f"worker process {proc.name} (pid {proc.pid}) of pipeline stage {stage.name!r} {how} "
                 f"while processing item #{seq}"
