@@ -19,12 +19,12 @@ from __future__ import annotations
 import queue
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 from .._workers.batches import Failures, run_chunk
 from ..executors._contract import register_exit_hook
+from ..executors._work import warn_abandoned
 
 #: What pmap raises when its overall ``timeout`` passes.
 MAP_TIMEOUT_MESSAGE = "pmap did not finish within its timeout"
@@ -146,13 +146,7 @@ def _warn_abandoned_at_exit() -> None:
     with _abandoned_lock:
         left = [(t, what) for t, what in _abandoned if t.is_alive()]
     for thread, what in left:
-        warnings.warn_explicit(  # at exit no frame of the user's is left to point at
-            f"thread {thread.name!r} still runs {what}, abandoned after its task_timeout; "
-            "the interpreter exits without waiting for it",
-            RuntimeWarning,
-            filename="manycore",
-            lineno=0,
-        )
+        warn_abandoned(f"thread {thread.name!r}", what)
 
 
 register_exit_hook(_warn_abandoned_at_exit)

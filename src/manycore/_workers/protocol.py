@@ -18,6 +18,8 @@ A pool's worker runs *calls*: its function is :func:`call`, each item a
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import pickle
 import signal
@@ -107,10 +109,23 @@ def startup_hint(method: str) -> str:
     return hint
 
 
+@functools.cache
+def preload_owner_watch() -> None:
+    """Load the extension that watches a worker's owner (``setup.watch_owner``) here, once.
+
+    A forked worker then inherits it loaded; otherwise every worker would load
+    it at start (measured: pmap(processes) of 8 trivial items 10 ms instead of
+    7 ms, start and stop included).  Without the extension, nothing to load.
+    """
+    with contextlib.suppress(ImportError):
+        from .. import _native  # noqa: F401
+
+
 def start_worker(
     ctx: Any, inner_threads: int | None, name: str, *, daemon: bool, **kwargs: Any
 ) -> tuple[Any, Any]:
     """Start a process running :func:`worker_main` (keyword arguments its own); ``(process, parent end)``."""
+    preload_owner_watch()
     parent_conn, child_conn = ctx.Pipe(duplex=True)
     process = ctx.Process(
         target=worker_main,

@@ -27,14 +27,13 @@ import logging
 import os
 import queue
 import threading
-import warnings
 import weakref
 from collections.abc import Callable
 from concurrent.futures.thread import BrokenThreadPool
 from typing import Any
 
 from ._contract import register_exit_hook
-from ._work import OwnFuture, WorkItem
+from ._work import OwnFuture, WorkItem, cancel, drain, warn_abandoned
 
 _exiting = False
 _pools: weakref.WeakSet[ThreadPool] = weakref.WeakSet()
@@ -141,22 +140,14 @@ class ThreadPool:
                 self._abandoned[thread] = what
 
     def _cancel_queued(self) -> None:  # under the lock
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if item is not None and item.claim() and item.future.cancel():
-                item.future.set_running_or_notify_cancel()  # wakes wait() and as_completed()
+        drain(self._queue, cancel)
 
     def _fail_queued(self, reason: str) -> None:  # under the lock
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if item is not None and item.claim() and item.future.set_running_or_notify_cancel():
+        def fail(item: WorkItem) -> None:
+            if item.future.set_running_or_notify_cancel():
                 item.future.set_exception(BrokenThreadPool(reason))
+
+        drain(self._queue, fail)
 
     # ---------------------------------------------------------- worker side
     def _work(self) -> None:
@@ -197,13 +188,7 @@ class ThreadPool:
         with self._lock:
             left = [(t, what) for t, what in self._abandoned.items() if t.is_alive()]
         for thread, what in left:
-            warnings.warn_explicit(  # at exit no frame of the user's is left to point at
-                f"thread {thread.name!r} still runs {what}, abandoned after its task_timeout; "
-                "the interpreter exits without waiting for it",
-                RuntimeWarning,
-                filename="manycore",
-                lineno=0,
-            )
+            warn_abandoned(f"thread {thread.name!r}", what)
 
 
 def stop(pool: ThreadPool) -> None:

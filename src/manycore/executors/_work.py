@@ -21,7 +21,9 @@ Two things the stdlib's ``ThreadPoolExecutor`` cannot do, shared by
 
 from __future__ import annotations
 
+import queue
 import threading
+import warnings
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -105,3 +107,31 @@ class OwnFuture(Future[R]):
     def exception(self, timeout: float | None = None) -> BaseException | None:
         self._run_here_if_queued()
         return super().exception(timeout)
+
+
+def warn_abandoned(who: str, what: str) -> None:
+    """At exit: ``who`` (a thread) still runs ``what``, a call given up on after its task_timeout."""
+    warnings.warn_explicit(  # at exit no frame of the user's is left to point at
+        f"{who} still runs {what}, abandoned after its task_timeout; "
+        "the interpreter exits without waiting for it",
+        RuntimeWarning,
+        filename="manycore",
+        lineno=0,
+    )
+
+
+def drain(calls: queue.SimpleQueue[WorkItem | None], settle: Callable[[WorkItem], None]) -> None:
+    """Empty a pool's queue: each call nobody has claimed yet is ``settle``d (never run)."""
+    while True:
+        try:
+            item = calls.get_nowait()
+        except queue.Empty:
+            return
+        if item is not None and item.claim():
+            settle(item)
+
+
+def cancel(item: WorkItem) -> None:
+    """Cancel a queued call, waking ``wait()``/``as_completed()`` (the stdlib's pools do not)."""
+    if item.future.cancel():
+        item.future.set_running_or_notify_cancel()

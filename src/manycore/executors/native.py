@@ -64,7 +64,6 @@ import itertools
 import os
 import queue
 import threading
-import warnings
 import weakref
 from _ctypes import FUNCFLAG_PYTHONAPI, CFuncPtr
 from collections.abc import Callable
@@ -74,7 +73,7 @@ from typing import Any, ParamSpec, TypeVar
 from .. import native
 from .._validate import MAX_THREADS, as_int, check_int
 from ._contract import ManycoreExecutor, MapPlan, check_max_workers, register_exit_hook
-from ._work import OwnFuture, WorkItem
+from ._work import OwnFuture, WorkItem, cancel, drain, warn_abandoned
 
 __all__ = ["NativeExecutor", "is_native_callable"]
 
@@ -205,13 +204,7 @@ class _Workers:
         with self.cond:
             left = [what for t, what in self.abandoned.items() if t not in self.exited]
         for what in left:
-            warnings.warn_explicit(  # at exit no frame of the user's is left to point at
-                f"a native thread still runs {what}, abandoned after its task_timeout; "
-                "the interpreter exits without waiting for it",
-                RuntimeWarning,
-                filename="manycore",
-                lineno=0,
-            )
+            warn_abandoned("a native thread", what)
 
     def stop(self) -> None:
         """Post one stop sentinel per thread (once); queued items ahead of them still run."""
@@ -225,13 +218,7 @@ class _Workers:
             self.queue.put(None)
 
     def cancel_queued(self) -> None:
-        while True:
-            try:
-                item = self.queue.get_nowait()
-            except queue.Empty:
-                return
-            if item is not None and item.claim() and item.future.cancel():
-                item.future.set_running_or_notify_cancel()  # wake wait()/as_completed()
+        drain(self.queue, cancel)
 
 
 def _stop_and_join(workers: _Workers) -> None:
