@@ -49,18 +49,20 @@ from .protocol import (
     IDLE,
     ChunkMessage,
     FnMessage,
-    StopMessage,
     encode,
     received,
     send,
     start_worker,
     startup_hint,
+    stop_workers,
 )
 from .setup import WorkerInit
 
 _MAX_DEATHS_WITHOUT_PROGRESS = 3
 #: The longest the parent blocks in one wait for its workers (see manycore._map.run).
 SIGNAL_SLICE_S = 0.25
+#: How long closing the engine lets its idle workers exit before ending them.
+STOP_GRACE_S = 2.0
 #: A worker gets a chunk sent ahead only while its chunks take less than this.
 AHEAD_BELOW_S = 0.005
 
@@ -169,19 +171,10 @@ class ProcessEngine:
             if self._runs:
                 os.write(self._wake_w, b"x")
                 self._runs_done.wait_for(lambda: self._runs == 0, timeout=30)
-        for worker in self._pool:
-            if worker is None:
-                continue
-            try:
-                send(worker.conn, StopMessage())
-            except OSError:
-                pass
-        deadline = time.monotonic() + 2.0
-        for worker in self._pool:
-            if worker is None:
-                continue
-            worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
-            self._discard(worker, kill=True)
+        workers = [w for w in self._pool if w is not None]
+        stop_workers([(w.process, w.conn) for w in workers], STOP_GRACE_S)
+        for worker in workers:
+            self._discard(worker, kill=True)  # releases each process (all have exited)
         if first:
             os.close(self._wake_r)
             os.close(self._wake_w)

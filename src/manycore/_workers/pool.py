@@ -41,7 +41,7 @@ from typing import Any
 
 from ..errors import describe_exit
 from ._start import fork_only, other_python_threads, start_context
-from .protocol import ChunkMessage, StopMessage, encode, received, send, start_worker, startup_hint
+from .protocol import ChunkMessage, encode, received, start_worker, startup_hint, stop_workers
 from .setup import WorkerInit
 
 #: Calls at most this big (pickled) may wait in a busy worker's pipe...
@@ -411,17 +411,7 @@ class WorkerPool:
         self._stop(workers)
 
     def _stop(self, workers: list[_Worker]) -> None:
-        for worker in workers:
-            try:
-                send(worker.conn, StopMessage())
-            except OSError:
-                pass
-        for worker in workers:
-            worker.process.join(timeout=STOP_WAIT_S)
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join(timeout=STOP_WAIT_S)
-            worker.conn.close()
+        stop_workers([(w.process, w.conn) for w in workers], STOP_WAIT_S)
         with self._lock:
             for worker in workers:
                 self.processes.pop(worker.pid, None)

@@ -155,6 +155,37 @@ def start_worker(
     return process, parent_conn
 
 
+#: After SIGTERM (and again after SIGKILL), how long stopping waits for a worker to exit.
+ESCALATE_WAIT_S = 5.0
+
+
+def stop_workers(workers: Sequence[tuple[Any, Any]], grace_s: float) -> None:
+    """Stop worker processes ``(process, parent end of its pipe or None)``; every one has exited on return.
+
+    Each gets a :class:`StopMessage` (it exits after its running chunk or
+    call); all together get ``grace_s`` seconds; those still alive then get
+    SIGTERM, and SIGKILL if that does not end them either.  Their pipes are
+    closed; the ``Process`` objects stay readable (``exitcode``, ``pid``).
+    """
+    for _, conn in workers:
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                send(conn, StopMessage())
+    deadline = time.monotonic() + grace_s
+    for process, _ in workers:
+        process.join(timeout=max(0.0, deadline - time.monotonic()))
+    for how in ("terminate", "kill"):
+        alive = [process for process, _ in workers if process.is_alive()]
+        for process in alive:
+            getattr(process, how)()
+        deadline = time.monotonic() + ESCALATE_WAIT_S
+        for process in alive:
+            process.join(timeout=max(0.0, deadline - time.monotonic()))
+    for _, conn in workers:
+        if conn is not None:
+            conn.close()
+
+
 class Cloudpickled:
     """A value only cloudpickle could serialise; unwrapped by the parent."""
 

@@ -94,11 +94,11 @@ from .._workers.protocol import (
     ChunkMessage,
     FnMessage,
     ResultMessage,
-    StopMessage,
     decode,
     received,
     send,
     start_worker,
+    stop_workers,
     unpack,
 )
 from ..errors import Closed, RemoteError, RemoteTraceback, WorkerDied, describe_exit
@@ -570,19 +570,8 @@ def _process_worker(state: _RunState, i: int, proc: Any, conn: Any) -> None:
 
 
 def _stop_child(proc: Any, conn: Any, grace_s: float) -> None:
-    """Ask a worker process to exit (empty message), then terminate it if it does not within ``grace_s``."""
-    if conn is not None:
-        with contextlib.suppress(OSError):
-            send(conn, StopMessage())
-    proc.join(timeout=grace_s)
-    if proc.is_alive():
-        proc.terminate()
-        proc.join(timeout=5.0)
-    if proc.is_alive():
-        proc.kill()
-        proc.join()
-    if conn is not None:
-        conn.close()
+    """Ask a worker process to exit, then end it if it does not within ``grace_s`` (see stop_workers)."""
+    stop_workers([(proc, conn)], grace_s)
 
 
 # -- the caller's side ---------------------------------------------------------
