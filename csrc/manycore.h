@@ -242,6 +242,70 @@ MC_API int mc_matmul_f64(const mc_exec *ex, const double *a, const double *b, do
  * MC_EOVERFLOW (out contents then unspecified). */
 MC_API int mc_square(const mc_exec *ex, const void *x, int dtype, void *out, int out_dtype, size_t n);
 
+/* ------------------------------------------------------------------ argument rules */
+/* The rules every binding applies to a kernel's buffer arguments, kept here
+ * once: element format, contiguity, alignment, writability, lengths, formats
+ * that must agree, sizes that must fit, outputs that must not overlap inputs.
+ * A binding describes each buffer with an mc_buf (how it obtained it is its
+ * own business: PEP 3118 in the extension, memoryview in ctypes/cffi/Cython)
+ * and gets back the first problem as an mc_arg code plus the argument's name
+ * and a detail text; manycore._errors turns (code, name, detail) into the
+ * exception, the same whichever binding found it. */
+enum mc_arg_code {
+    MC_ARG_OK = 0,
+    MC_ARG_NOT_BUFFER = 100,     /* found by the binding: the object has no buffer */
+    MC_ARG_NOT_CONTIGUOUS = 101,
+    MC_ARG_FORMAT = 102,         /* element format unsupported (detail: the format) */
+    MC_ARG_READONLY = 103,
+    MC_ARG_LENGTH = 104,
+    MC_ARG_MISALIGNED = 105,
+    MC_ARG_FORMAT_MISMATCH = 106,
+    MC_ARG_NDIM = 107,
+    MC_ARG_EMPTY = 108,
+    MC_ARG_OVERLAP = 109,
+    MC_ARG_TOO_BIG = 110         /* sizes whose product does not fit in memory */
+};
+
+/* Kernels with buffer arguments, and their buffers in this order:
+ * SUM, SUM_OF_SQUARES, MINMAX: x.  DOT: x, y.  HISTOGRAM: x, out (dims: bins).
+ * MANDELBROT: out (dims: width, height).  MATMUL: a, b, out (dims: m, k, n).
+ * SQUARE: x, out. */
+enum mc_kernel_id {
+    MC_K_SUM = 0, MC_K_SUM_OF_SQUARES, MC_K_MINMAX, MC_K_DOT, MC_K_HISTOGRAM,
+    MC_K_MANDELBROT, MC_K_MATMUL, MC_K_SQUARE,
+    MC_K_COUNT
+};
+
+typedef struct mc_buf {
+    const void *data;        /* first byte (ignored when nbytes == 0) */
+    size_t nbytes;
+    size_t itemsize;
+    const char *format;      /* struct-module format string; NULL means "B" */
+    int c_contiguous;
+    int readonly;
+    int dtype;               /* set by mc_check_args: the mc_dtype */
+    size_t n;                /* set by mc_check_args: elements */
+} mc_buf;
+
+typedef struct mc_arg_problem {
+    int code;                /* enum mc_arg_code; MC_ARG_OK when the arguments are fine */
+    const char *arg;         /* name of the argument at fault (static string) */
+    char detail[192];        /* detail for the message ("" when the code needs none) */
+} mc_arg_problem;
+
+/* Number of buffer arguments of `kernel` (0 for an unknown id); the name of
+ * the i-th and whether the kernel writes to it (*writable may be NULL). */
+MC_API size_t mc_kernel_nbufs(int kernel);
+MC_API const char *mc_kernel_buf_name(int kernel, size_t i, int *writable);
+
+/* Check the buffers (nbufs of them, in the kernel's order) and the sizes
+ * (dims, ndims as listed above) of one call of `kernel`; fills each buffer's
+ * dtype and n.  Returns problem->code: MC_ARG_OK, or the first problem found,
+ * in a fixed order: each buffer alone (contiguity, format, writability,
+ * alignment), then the kernel's own rules. */
+MC_API int mc_check_args(int kernel, mc_buf *bufs, size_t nbufs, const uint64_t *dims, size_t ndims,
+                         mc_arg_problem *problem);
+
 #ifdef __cplusplus
 }
 #endif

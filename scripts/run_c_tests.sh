@@ -14,7 +14,7 @@ if [[ -n "$SANITIZE" ]]; then
 fi
 read -r -a extra <<< "${EXTRA_CFLAGS:-}"
 flags+=("${extra[@]}")
-core=(csrc/pool.c csrc/threads.c csrc/platform_posix.c csrc/kernels_*.c)
+core=(csrc/args.c csrc/pool.c csrc/threads.c csrc/platform_posix.c csrc/kernels_*.c)
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 for t in tests/c/test_*.c; do

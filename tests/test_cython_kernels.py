@@ -193,7 +193,9 @@ def test_core_failed_reduction_returns_zero_not_stack_garbage() -> None:
     """
     from manycore import _errors
     from manycore._cy import _core
-    from manycore.ffi._face import U64
+    from manycore.ffi import _header
+
+    U64 = _header.declarations().constants["MC_U64"]
 
     x = memoryview(np.array([2**62, 2**62, 2**62, 5], dtype=np.uint64).tobytes())
     bad_dtype = 99

@@ -58,6 +58,10 @@ CASES: dict[str, Case] = {
     # ---- strided, formats, alignment, read-only
     "sum-strided": lambda m: m.sum(np.arange(16.0)[::2]),
     "dot-strided-y": lambda m: m.dot(F64, np.arange(16.0)[::2]),
+    # every buffer is obtained before the rules run: a later argument that is no buffer comes first
+    "dot-strided-x-list-y": lambda m: m.dot(np.arange(16.0)[::2], [1.0]),
+    "matmul-int64": lambda m: m.matmul(np.ones((2, 3), np.int64), np.ones((3, 2))),
+    "square-out-readonly": lambda m: m.square(F64, out=_readonly(np.zeros(8))),
     "histogram-out-strided": lambda m: m.histogram(F64, 4, 0.0, 8.0, out=np.zeros(8, dtype=np.int64)[::2]),
     "mandelbrot-out-strided": lambda m: m.mandelbrot(4, 3, 10, out=np.zeros((3, 8), dtype=np.uint32)[:, ::2]),
     "matmul-fortran": lambda m: m.matmul(np.asfortranarray(np.arange(12.0).reshape(3, 4)), np.ones((4, 4))),

@@ -6,8 +6,10 @@ or :func:`raise_argument`, so the same failure raises the same exception type
 with the same message whichever way the core was reached.
 
 Codes below zero are the C core's ``MC_E*`` status codes (``csrc/manycore.h``);
-codes from 100 up are argument problems detected by a binding before the core
-runs (a buffer that is not contiguous, an unsupported element format, ...).
+codes from 100 up are argument problems (``enum mc_arg_code``): the C core's
+``mc_check_args`` finds them for every binding alike (a buffer that is not
+contiguous, an unsupported element format, ...); only "not a buffer at all"
+is found by the binding itself.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ EOVERFLOW = -5
 ESTALE = -6
 EDTYPE = -7
 
-# Argument problems found by a binding (no C status exists for them).
+# Argument problems (keep in sync with enum mc_arg_code in csrc/manycore.h).
 ARG_NOT_BUFFER = 100
 ARG_NOT_CONTIGUOUS = 101
 ARG_FORMAT = 102
@@ -37,6 +39,7 @@ ARG_FORMAT_MISMATCH = 106
 ARG_NDIM = 107
 ARG_EMPTY = 108
 ARG_OVERLAP = 109
+ARG_TOO_BIG = 110
 
 SUPPORTED_FORMATS = "b B h H i I l L q Q f d"
 
@@ -71,6 +74,7 @@ _ARGUMENT: dict[int, tuple[type[BaseException], str]] = {
     ARG_NDIM: (ValueError, "{arg} has the wrong shape: {detail}"),
     ARG_EMPTY: (ValueError, "{arg} is empty: {detail}"),
     ARG_OVERLAP: (ValueError, "{arg} must not share memory with the inputs: {detail}"),
+    ARG_TOO_BIG: (OverflowError, "{detail}"),
 }
 
 

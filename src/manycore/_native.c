@@ -44,25 +44,6 @@
  * float64 lies between 2**16 and 2**18 elements on a 2-core machine. */
 #define POOL_MIN_WORK 131072.0
 
-/* Codes of manycore._errors for argument problems. */
-enum {
-    ARG_NOT_BUFFER = 100,
-    ARG_NOT_CONTIGUOUS = 101,
-    ARG_FORMAT = 102,
-    ARG_READONLY = 103,
-    ARG_LENGTH = 104,
-    ARG_MISALIGNED = 105,
-    ARG_FORMAT_MISMATCH = 106,
-    ARG_EMPTY = 108,
-    ARG_OVERLAP = 109,
-};
-
-static int ranges_overlap(const void *a, size_t alen, const void *b, size_t blen)
-{
-    uintptr_t a0 = (uintptr_t)a, b0 = (uintptr_t)b;
-    return alen && blen && a0 < b0 + blen && b0 < a0 + alen;
-}
-
 typedef struct {
     PyTypeObject *pool_type;
     PyObject *raise_status;     /* manycore._errors.raise_status */
@@ -438,107 +419,67 @@ static int kcall_finish(kcall *kc, int status, const char *context)
 }
 
 /* ------------------------------------------------------------------ buffers */
+/* The buffers of one kernel call, obtained with PEP 3118 and checked by the
+ * core's rules (mc_check_args, shared with the ctypes/cffi/Cython face). */
 typedef struct {
-    Py_buffer view;
-    int held;
-    int dtype;
-    size_t n;
-} buf_arg;
+    Py_buffer views[3];
+    mc_buf bufs[3];
+    size_t held;
+} kbufs;
 
-static int parse_format(const char *fmt, Py_ssize_t itemsize)
+static void kbufs_release(kbufs *kb)
 {
-    if (fmt == NULL)
-        return MC_U8;
-    if (*fmt == '@' || *fmt == '=')
-        fmt++;
-#if PY_LITTLE_ENDIAN
-    else if (*fmt == '<')
-        fmt++;
-#else
-    else if (*fmt == '>' || *fmt == '!')
-        fmt++;
-#endif
-    if (fmt[0] == '\0' || fmt[1] != '\0')
-        return -1;
-    int dt;
-    switch (fmt[0]) {
-    case 'b': dt = MC_I8; break;
-    case 'B': dt = MC_U8; break;
-    case 'h': dt = MC_I16; break;
-    case 'H': dt = MC_U16; break;
-    case 'i': dt = MC_I32; break;
-    case 'I': dt = MC_U32; break;
-    case 'l': dt = itemsize == 8 ? MC_I64 : MC_I32; break;
-    case 'L': dt = itemsize == 8 ? MC_U64 : MC_U32; break;
-    case 'q': dt = MC_I64; break;
-    case 'Q': dt = MC_U64; break;
-    case 'f': dt = MC_F32; break;
-    case 'd': dt = MC_F64; break;
-    default: return -1;
-    }
-    return (Py_ssize_t)mc_dtype_size(dt) == itemsize ? dt : -1;
+    while (kb->held > 0)
+        PyBuffer_Release(&kb->views[--kb->held]);
 }
 
-static int buf_get(module_state *st, PyObject *obj, const char *name, int writable, buf_arg *b)
+static int raise_problem(module_state *st, int code, const mc_arg_problem *p)
 {
-    memset(b, 0, sizeof *b);
-    if (!PyObject_CheckBuffer(obj)) {
-        PyObject *tn = PyUnicode_FromString(Py_TYPE(obj)->tp_name);
-        if (tn) {
-            raise_argument(st, ARG_NOT_BUFFER, name, tn);
-            Py_DECREF(tn);
+    if (code < 0) {
+        raise_status(st, code, "argument check", 0);
+        return -1;
+    }
+    if (p->detail[0] == '\0')
+        return raise_argument(st, code, p->arg, NULL);
+    return raise_argument_str(st, code, p->arg, p->detail);
+}
+
+/* objs: the kernel's buffer arguments in its order (manycore.h); dims as mc_check_args wants. */
+static int kbufs_get(module_state *st, int kernel, PyObject *const *objs, const uint64_t *dims, size_t ndims,
+                     kbufs *kb)
+{
+    size_t n = mc_kernel_nbufs(kernel);
+    kb->held = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = mc_kernel_buf_name(kernel, i, NULL);
+        if (!PyObject_CheckBuffer(objs[i])) {
+            PyObject *tn = PyUnicode_FromString(Py_TYPE(objs[i])->tp_name);
+            if (tn) {
+                raise_argument(st, MC_ARG_NOT_BUFFER, name, tn);
+                Py_DECREF(tn);
+            }
+            goto error;
         }
-        return -1;
+        Py_buffer *v = &kb->views[i];
+        if (PyObject_GetBuffer(objs[i], v, PyBUF_FULL_RO) < 0)
+            goto error;
+        kb->held++;
+        mc_buf *b = &kb->bufs[i];
+        memset(b, 0, sizeof *b);
+        b->data = v->buf;
+        b->nbytes = (size_t)v->len;
+        b->itemsize = (size_t)v->itemsize;
+        b->format = v->format;
+        b->c_contiguous = PyBuffer_IsContiguous(v, 'C');
+        b->readonly = v->readonly;
     }
-    if (PyObject_GetBuffer(obj, &b->view, PyBUF_FULL_RO) < 0)
-        return -1;
-    b->held = 1;
-    if (!PyBuffer_IsContiguous(&b->view, 'C')) {
-        raise_argument(st, ARG_NOT_CONTIGUOUS, name, NULL);
-        goto error;
-    }
-    b->dtype = parse_format(b->view.format, b->view.itemsize);
-    if (b->dtype < 0) {
-        raise_argument_str(st, ARG_FORMAT, name, b->view.format ? b->view.format : "B");
-        goto error;
-    }
-    if (writable && b->view.readonly) {
-        raise_argument(st, ARG_READONLY, name, NULL);
-        goto error;
-    }
-    if (b->view.len > 0 && ((uintptr_t)b->view.buf % (uintptr_t)b->view.itemsize) != 0) {
-        PyObject *d = PyLong_FromSsize_t(b->view.itemsize);
-        if (d) {
-            raise_argument(st, ARG_MISALIGNED, name, d);
-            Py_DECREF(d);
-        }
-        goto error;
-    }
-    b->n = (size_t)(b->view.len / b->view.itemsize);
-    return 0;
-error:
-    PyBuffer_Release(&b->view);
-    b->held = 0;
-    return -1;
-}
-
-static void buf_release(buf_arg *b)
-{
-    if (b->held) {
-        PyBuffer_Release(&b->view);
-        b->held = 0;
-    }
-}
-
-static int check_length(module_state *st, const buf_arg *b, const char *name, size_t expected)
-{
-    if (b->n == expected)
+    mc_arg_problem problem;
+    int code = mc_check_args(kernel, kb->bufs, n, dims, ndims, &problem);
+    if (code == MC_ARG_OK)
         return 0;
-    PyObject *d = PyUnicode_FromFormat("%zu elements, expected %zu", b->n, expected);
-    if (d) {
-        raise_argument(st, ARG_LENGTH, name, d);
-        Py_DECREF(d);
-    }
+    raise_problem(st, code, &problem);
+error:
+    kbufs_release(kb);
     return -1;
 }
 
@@ -624,26 +565,27 @@ static PyObject *nat_sum_of_squares_range(PyObject *m, PyObject *args)
 
 typedef int (*reduce_fn)(const mc_exec *, const void *, size_t, int, mc_scalar *);
 
-static PyObject *reduce_one(PyObject *m, PyObject *args, reduce_fn fn, const char *name)
+static PyObject *reduce_one(PyObject *m, PyObject *args, int kernel, reduce_fn fn, const char *name)
 {
     module_state *st = get_state(m);
-    PyObject *xo, *pool;
+    PyObject *objs[1], *pool;
     unsigned int threads;
-    if (!PyArg_ParseTuple(args, "OOI", &xo, &pool, &threads))
+    if (!PyArg_ParseTuple(args, "OOI", &objs[0], &pool, &threads))
         return NULL;
-    buf_arg x;
-    if (buf_get(st, xo, "x", 0, &x) < 0)
+    kbufs kb;
+    if (kbufs_get(st, kernel, objs, NULL, 0, &kb) < 0)
         return NULL;
+    const mc_buf *x = &kb.bufs[0];
     kcall kc;
-    if (kcall_begin(st, &kc, pool, threads, (double)x.n) < 0) {
-        buf_release(&x);
+    if (kcall_begin(st, &kc, pool, threads, (double)x->n) < 0) {
+        kbufs_release(&kb);
         return NULL;
     }
     mc_scalar out;
     kcall_allow_threads(&kc);
-    int status = fn(&kc.ex, x.view.buf, x.n, x.dtype, &out);
+    int status = fn(&kc.ex, x->data, x->n, x->dtype, &out);
     kcall_end_allow_threads(&kc);
-    buf_release(&x);
+    kbufs_release(&kb);
     if (kcall_finish(&kc, status, name) < 0)
         return NULL;
     return scalar_to_py(&out);
@@ -651,78 +593,60 @@ static PyObject *reduce_one(PyObject *m, PyObject *args, reduce_fn fn, const cha
 
 static PyObject *nat_sum(PyObject *m, PyObject *args)
 {
-    return reduce_one(m, args, mc_sum, "sum");
+    return reduce_one(m, args, MC_K_SUM, mc_sum, "sum");
 }
 
 static PyObject *nat_sum_of_squares(PyObject *m, PyObject *args)
 {
-    return reduce_one(m, args, mc_sum_of_squares, "sum_of_squares");
+    return reduce_one(m, args, MC_K_SUM_OF_SQUARES, mc_sum_of_squares, "sum_of_squares");
 }
 
 static PyObject *nat_dot(PyObject *m, PyObject *args)
 {
     module_state *st = get_state(m);
-    PyObject *xo, *yo, *pool;
+    PyObject *objs[2], *pool;
     unsigned int threads;
-    if (!PyArg_ParseTuple(args, "OOOI:dot", &xo, &yo, &pool, &threads))
+    if (!PyArg_ParseTuple(args, "OOOI:dot", &objs[0], &objs[1], &pool, &threads))
         return NULL;
-    buf_arg x, y = {0};
+    kbufs kb;
+    if (kbufs_get(st, MC_K_DOT, objs, NULL, 0, &kb) < 0)
+        return NULL;
+    const mc_buf *x = &kb.bufs[0], *y = &kb.bufs[1];
     PyObject *result = NULL;
     kcall kc;
-    if (buf_get(st, xo, "x", 0, &x) < 0)
-        return NULL;
-    if (buf_get(st, yo, "y", 0, &y) < 0)
-        goto done;
-    if (x.dtype != y.dtype) {
-        PyObject *d = PyUnicode_FromFormat("x is '%s', y is '%s'", x.view.format ? x.view.format : "B",
-                                           y.view.format ? y.view.format : "B");
-        if (d) {
-            raise_argument(st, ARG_FORMAT_MISMATCH, "dot", d);
-            Py_DECREF(d);
-        }
-        goto done;
+    if (kcall_begin(st, &kc, pool, threads, 2.0 * (double)x->n) == 0) {
+        mc_scalar out;
+        kcall_allow_threads(&kc);
+        int status = mc_dot(&kc.ex, x->data, y->data, x->n, x->dtype, &out);
+        kcall_end_allow_threads(&kc);
+        if (kcall_finish(&kc, status, "dot") == 0)
+            result = scalar_to_py(&out);
     }
-    if (check_length(st, &y, "y", x.n) < 0)
-        goto done;
-    if (kcall_begin(st, &kc, pool, threads, 2.0 * (double)x.n) < 0)
-        goto done;
-    mc_scalar out;
-    kcall_allow_threads(&kc);
-    int status = mc_dot(&kc.ex, x.view.buf, y.view.buf, x.n, x.dtype, &out);
-    kcall_end_allow_threads(&kc);
-    if (kcall_finish(&kc, status, "dot") == 0)
-        result = scalar_to_py(&out);
-done:
-    buf_release(&x);
-    buf_release(&y);
+    kbufs_release(&kb);
     return result;
 }
 
 static PyObject *nat_minmax(PyObject *m, PyObject *args)
 {
     module_state *st = get_state(m);
-    PyObject *xo, *pool;
+    PyObject *objs[1], *pool;
     unsigned int threads;
-    if (!PyArg_ParseTuple(args, "OOI:minmax", &xo, &pool, &threads))
+    if (!PyArg_ParseTuple(args, "OOI:minmax", &objs[0], &pool, &threads))
         return NULL;
-    buf_arg x;
-    if (buf_get(st, xo, "x", 0, &x) < 0)
+    kbufs kb;
+    if (kbufs_get(st, MC_K_MINMAX, objs, NULL, 0, &kb) < 0)
         return NULL;
-    if (x.n == 0) {
-        buf_release(&x);
-        raise_argument_str(st, ARG_EMPTY, "x", "minmax needs at least one element");
-        return NULL;
-    }
+    const mc_buf *x = &kb.bufs[0];
     kcall kc;
-    if (kcall_begin(st, &kc, pool, threads, (double)x.n) < 0) {
-        buf_release(&x);
+    if (kcall_begin(st, &kc, pool, threads, (double)x->n) < 0) {
+        kbufs_release(&kb);
         return NULL;
     }
     mc_scalar lo, hi;
     kcall_allow_threads(&kc);
-    int status = mc_minmax(&kc.ex, x.view.buf, x.n, x.dtype, &lo, &hi);
+    int status = mc_minmax(&kc.ex, x->data, x->n, x->dtype, &lo, &hi);
     kcall_end_allow_threads(&kc);
-    buf_release(&x);
+    kbufs_release(&kb);
     if (kcall_finish(&kc, status, "minmax") < 0)
         return NULL;
     PyObject *a = scalar_to_py(&lo), *b = scalar_to_py(&hi), *r = NULL;
@@ -736,35 +660,28 @@ static PyObject *nat_minmax(PyObject *m, PyObject *args)
 static PyObject *nat_histogram(PyObject *m, PyObject *args)
 {
     module_state *st = get_state(m);
-    PyObject *xo, *outo, *pool;
+    PyObject *objs[2], *pool;
     size_t bins;
     double lo, hi;
     unsigned int threads;
-    if (!PyArg_ParseTuple(args, "OO&ddOOI:histogram", &xo, conv_size, &bins, &lo, &hi, &outo, &pool, &threads))
+    if (!PyArg_ParseTuple(args, "OO&ddOOI:histogram", &objs[0], conv_size, &bins, &lo, &hi, &objs[1], &pool,
+                          &threads))
         return NULL;
-    buf_arg x, out = {0};
+    uint64_t dims[1] = {bins};
+    kbufs kb;
+    if (kbufs_get(st, MC_K_HISTOGRAM, objs, dims, 1, &kb) < 0)
+        return NULL;
+    const mc_buf *x = &kb.bufs[0], *out = &kb.bufs[1];
     PyObject *result = NULL;
     kcall kc;
-    if (buf_get(st, xo, "x", 0, &x) < 0)
-        return NULL;
-    if (buf_get(st, outo, "out", 1, &out) < 0)
-        goto done;
-    if (out.dtype != MC_I64) {
-        raise_argument_str(st, ARG_FORMAT, "out", out.view.format ? out.view.format : "B");
-        goto done;
+    if (kcall_begin(st, &kc, pool, threads, (double)x->n) == 0) {
+        kcall_allow_threads(&kc);
+        int status = mc_histogram(&kc.ex, x->data, x->n, x->dtype, bins, lo, hi, (int64_t *)out->data);
+        kcall_end_allow_threads(&kc);
+        if (kcall_finish(&kc, status, "histogram") == 0)
+            result = Py_NewRef(Py_None);
     }
-    if (check_length(st, &out, "out", bins) < 0)
-        goto done;
-    if (kcall_begin(st, &kc, pool, threads, (double)x.n) < 0)
-        goto done;
-    kcall_allow_threads(&kc);
-    int status = mc_histogram(&kc.ex, x.view.buf, x.n, x.dtype, bins, lo, hi, (int64_t *)out.view.buf);
-    kcall_end_allow_threads(&kc);
-    if (kcall_finish(&kc, status, "histogram") == 0)
-        result = Py_NewRef(Py_None);
-done:
-    buf_release(&x);
-    buf_release(&out);
+    kbufs_release(&kb);
     return result;
 }
 
@@ -814,131 +731,76 @@ static PyObject *nat_mandelbrot(PyObject *m, PyObject *args)
     size_t width, height;
     unsigned int max_iter, threads;
     double xmin, xmax, ymin, ymax;
-    PyObject *outo, *pool;
+    PyObject *objs[1], *pool;
     if (!PyArg_ParseTuple(args, "O&O&IddddOOI:mandelbrot", conv_size, &width, conv_size, &height, &max_iter,
-                          &xmin, &xmax, &ymin, &ymax, &outo, &pool, &threads))
+                          &xmin, &xmax, &ymin, &ymax, &objs[0], &pool, &threads))
         return NULL;
-    buf_arg out;
-    if (buf_get(st, outo, "out", 1, &out) < 0)
+    uint64_t dims[2] = {width, height};
+    kbufs kb;
+    if (kbufs_get(st, MC_K_MANDELBROT, objs, dims, 2, &kb) < 0)
         return NULL;
     PyObject *result = NULL;
     kcall kc;
-    if (out.dtype != MC_U32 && out.dtype != MC_I32) {
-        raise_argument_str(st, ARG_FORMAT, "out", out.view.format ? out.view.format : "B");
-        goto done;
+    if (kcall_begin(st, &kc, pool, threads, (double)width * (double)height * (max_iter ? max_iter : 1) / 4.0) == 0) {
+        kcall_allow_threads(&kc);
+        int status = mc_mandelbrot(&kc.ex, width, height, max_iter, xmin, xmax, ymin, ymax,
+                                   (uint32_t *)kb.bufs[0].data);
+        kcall_end_allow_threads(&kc);
+        if (kcall_finish(&kc, status, "mandelbrot") == 0)
+            result = Py_NewRef(Py_None);
     }
-    if (height != 0 && width > SIZE_MAX / height) {
-        PyErr_SetString(PyExc_OverflowError, "width * height does not fit in memory");
-        goto done;
-    }
-    if (check_length(st, &out, "out", width * height) < 0)
-        goto done;
-    if (kcall_begin(st, &kc, pool, threads, (double)width * (double)height * (max_iter ? max_iter : 1) / 4.0) < 0)
-        goto done;
-    kcall_allow_threads(&kc);
-    int status = mc_mandelbrot(&kc.ex, width, height, max_iter, xmin, xmax, ymin, ymax, (uint32_t *)out.view.buf);
-    kcall_end_allow_threads(&kc);
-    if (kcall_finish(&kc, status, "mandelbrot") == 0)
-        result = Py_NewRef(Py_None);
-done:
-    buf_release(&out);
+    kbufs_release(&kb);
     return result;
 }
 
 static PyObject *nat_matmul(PyObject *m, PyObject *args)
 {
     module_state *st = get_state(m);
-    PyObject *ao, *bo, *co, *pool;
+    PyObject *objs[3], *pool;
     size_t mm, kk, nn;
     unsigned int threads;
-    if (!PyArg_ParseTuple(args, "OOOO&O&O&OI:matmul", &ao, &bo, &co, conv_size, &mm, conv_size, &kk,
-                          conv_size, &nn, &pool, &threads))
+    if (!PyArg_ParseTuple(args, "OOOO&O&O&OI:matmul", &objs[0], &objs[1], &objs[2], conv_size, &mm, conv_size,
+                          &kk, conv_size, &nn, &pool, &threads))
         return NULL;
-    buf_arg a, b = {0}, c = {0};
+    uint64_t dims[3] = {mm, kk, nn};
+    kbufs kb;
+    if (kbufs_get(st, MC_K_MATMUL, objs, dims, 3, &kb) < 0)
+        return NULL;
     PyObject *result = NULL;
     kcall kc;
-    if (buf_get(st, ao, "a", 0, &a) < 0)
-        return NULL;
-    if (buf_get(st, bo, "b", 0, &b) < 0 || buf_get(st, co, "out", 1, &c) < 0)
-        goto done;
-    const char *names[3] = {"a", "b", "out"};
-    buf_arg *bufs[3] = {&a, &b, &c};
-    for (int i = 0; i < 3; i++) {
-        if (bufs[i]->dtype != MC_F64) {
-            raise_argument_str(st, ARG_FORMAT, names[i], bufs[i]->view.format ? bufs[i]->view.format : "B");
-            goto done;
-        }
+    if (kcall_begin(st, &kc, pool, threads, (double)mm * (double)kk * (double)nn) == 0) {
+        kcall_allow_threads(&kc);
+        int status = mc_matmul_f64(&kc.ex, (const double *)kb.bufs[0].data, (const double *)kb.bufs[1].data,
+                                   (double *)kb.bufs[2].data, mm, kk, nn);
+        kcall_end_allow_threads(&kc);
+        if (kcall_finish(&kc, status, "matmul") == 0)
+            result = Py_NewRef(Py_None);
     }
-    if ((kk && mm > SIZE_MAX / kk) || (nn && kk > SIZE_MAX / nn) || (nn && mm > SIZE_MAX / nn)) {
-        PyErr_SetString(PyExc_OverflowError, "matmul dimensions do not fit in memory");
-        goto done;
-    }
-    if (check_length(st, &a, "a", mm * kk) < 0 || check_length(st, &b, "b", kk * nn) < 0 ||
-        check_length(st, &c, "out", mm * nn) < 0)
-        goto done;
-    if (ranges_overlap(c.view.buf, (size_t)c.view.len, a.view.buf, (size_t)a.view.len) ||
-        ranges_overlap(c.view.buf, (size_t)c.view.len, b.view.buf, (size_t)b.view.len)) {
-        raise_argument_str(st, ARG_OVERLAP, "out", "it shares memory with a or b");
-        goto done;
-    }
-    if (kcall_begin(st, &kc, pool, threads, (double)mm * (double)kk * (double)nn) < 0)
-        goto done;
-    kcall_allow_threads(&kc);
-    int status = mc_matmul_f64(&kc.ex, a.view.buf, b.view.buf, c.view.buf, mm, kk, nn);
-    kcall_end_allow_threads(&kc);
-    if (kcall_finish(&kc, status, "matmul") == 0)
-        result = Py_NewRef(Py_None);
-done:
-    buf_release(&a);
-    buf_release(&b);
-    buf_release(&c);
+    kbufs_release(&kb);
     return result;
 }
 
 static PyObject *nat_square(PyObject *m, PyObject *args)
 {
     module_state *st = get_state(m);
-    PyObject *xo, *outo, *pool;
+    PyObject *objs[2], *pool;
     unsigned int threads;
-    if (!PyArg_ParseTuple(args, "OOOI:square", &xo, &outo, &pool, &threads))
+    if (!PyArg_ParseTuple(args, "OOOI:square", &objs[0], &objs[1], &pool, &threads))
         return NULL;
-    buf_arg x, out = {0};
+    kbufs kb;
+    if (kbufs_get(st, MC_K_SQUARE, objs, NULL, 0, &kb) < 0)
+        return NULL;
+    const mc_buf *x = &kb.bufs[0], *out = &kb.bufs[1];
     PyObject *result = NULL;
     kcall kc;
-    if (buf_get(st, xo, "x", 0, &x) < 0)
-        return NULL;
-    if (buf_get(st, outo, "out", 1, &out) < 0)
-        goto done;
-    if (check_length(st, &out, "out", x.n) < 0)
-        goto done;
-    int x_is_int = x.dtype <= MC_U64;
-    if (!(out.dtype == x.dtype || out.dtype == MC_F64 ||
-          (x_is_int && (out.dtype == MC_I64 || out.dtype == MC_U64)))) {
-        PyObject *d = PyUnicode_FromFormat("'%s' for input '%s'; use the input's format, float64%s",
-                                           out.view.format ? out.view.format : "B",
-                                           x.view.format ? x.view.format : "B",
-                                           x_is_int ? ", int64 or uint64" : "");
-        if (d) {
-            raise_argument(st, ARG_FORMAT_MISMATCH, "out", d);
-            Py_DECREF(d);
-        }
-        goto done;
+    if (kcall_begin(st, &kc, pool, threads, (double)x->n) == 0) {
+        kcall_allow_threads(&kc);
+        int status = mc_square(&kc.ex, x->data, x->dtype, (void *)out->data, out->dtype, x->n);
+        kcall_end_allow_threads(&kc);
+        if (kcall_finish(&kc, status, "square") == 0)
+            result = Py_NewRef(Py_None);
     }
-    if (ranges_overlap(x.view.buf, (size_t)x.view.len, out.view.buf, (size_t)out.view.len) &&
-        !(x.view.buf == out.view.buf && x.view.itemsize == out.view.itemsize)) {
-        raise_argument_str(st, ARG_OVERLAP, "out", "it partly overlaps x (only exact in-place use is allowed)");
-        goto done;
-    }
-    if (kcall_begin(st, &kc, pool, threads, (double)x.n) < 0)
-        goto done;
-    kcall_allow_threads(&kc);
-    int status = mc_square(&kc.ex, x.view.buf, x.dtype, out.view.buf, out.dtype, x.n);
-    kcall_end_allow_threads(&kc);
-    if (kcall_finish(&kc, status, "square") == 0)
-        result = Py_NewRef(Py_None);
-done:
-    buf_release(&x);
-    buf_release(&out);
+    kbufs_release(&kb);
     return result;
 }
 

@@ -26,7 +26,6 @@ import cProfile
 import functools
 import importlib
 import io
-import math
 import pickle
 import pstats
 import time
@@ -166,7 +165,6 @@ def advise(
     _, _, gil_free = gil_free_fraction(functools.partial(fn, items[0]))
     kind = classify(ratio, parallelism, gil_free, gil=_build.gil_enabled())
 
-    timings: dict[str, float] = {"serial": serial_wall}
     candidates = ["threads"]
     try:
         pickle.loads(pickle.dumps(items[0]))
@@ -189,15 +187,19 @@ def advise(
         # best of two, serial and every backend interleaved so that a change of
         # load hits them alike; a fresh worker's first run also pays one-off
         # costs (copy-on-write page faults after fork, lazy imports)
+        rounds: dict[str, list[float]] = {"serial": [serial_wall]}
         for _ in range(2):
             t0 = time.perf_counter()
             for item in items:
                 fn(item)
-            timings["serial"] = min(timings["serial"], time.perf_counter() - t0)
+            rounds["serial"].append(time.perf_counter() - t0)
             for backend, executor in executors.items():
                 t0 = time.perf_counter()
                 list(pmap(fn, items, executor=executor, chunksize=1))
-                timings[backend] = min(timings.get(backend, math.inf), time.perf_counter() - t0)
+                rounds.setdefault(backend, []).append(time.perf_counter() - t0)
+        timings: dict[str, float] = {backend: min(times) for backend, times in rounds.items()}
+    # How far two runs of the same thing disagreed: a lead inside it is no evidence.
+    spread = max((max(t[-2:]) / min(t[-2:]) for t in rounds.values() if min(t) > 0), default=1.0)
 
     preferred = {
         "io-bound": "threads",
@@ -206,9 +208,10 @@ def advise(
         "cpu-bound-free-threaded": "threads",
     }[kind]
     best = min(timings, key=lambda b: timings[b])
-    if preferred in timings and timings[preferred] <= timings[best] * 1.25:
-        # within the noise of a short trial on a shared machine: take the backend
-        # the classification explains (the measured ratio is still reported)
+    if preferred in timings and timings[preferred] <= timings[best] * max(1.25, spread):
+        # within the noise of a short trial on a shared machine (at least 25%,
+        # more when the two rounds of one backend disagreed by more): take the
+        # backend the classification explains (the measured ratio is still reported)
         best = preferred
     speedup = serial_wall / timings[best] if timings[best] > 0 else 1.0
     reasons = {

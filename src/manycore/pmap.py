@@ -50,6 +50,7 @@ from concurrent.futures import Executor
 from typing import Any, Generic, TypeVar
 
 from ._map import MapRequest, RunState, run_map, with_progress
+from ._validate import check_int
 from ._workers.batches import Input
 from .executors import canonical_backend
 from .executors._contract import register_map_functions
@@ -163,23 +164,15 @@ def _check_positive(value: Any, name: str) -> float | None:
 
 
 def _check_workers(workers: Any) -> int | None:
-    if workers is None:
-        return None
-    if isinstance(workers, bool) or not isinstance(workers, int):
-        raise TypeError(f"workers must be an int or None, not {type(workers).__name__}")
-    if workers <= 0:
-        raise ValueError(f"workers must be greater than 0, got {workers}")
-    return workers
+    return None if workers is None else check_int(workers, "workers", minimum=1)
 
 
 def _check_chunksize(chunksize: Any) -> int | None:
     if chunksize == "auto":
         return None
-    if isinstance(chunksize, bool) or not isinstance(chunksize, int):
+    if isinstance(chunksize, str):
         raise TypeError(f"chunksize must be 'auto' or an int, not {chunksize!r}")
-    if chunksize <= 0:
-        raise ValueError(f"chunksize must be >= 1, got {chunksize}")
-    return chunksize
+    return check_int(chunksize, "chunksize", minimum=1)
 
 
 # ---------------------------------------------------------------- public API

@@ -804,6 +804,97 @@ static void test_info(void)
     printf("simd level: %s\n", s);
 }
 
+/* ------------------------------------------------------------ argument rules */
+static mc_buf desc(const void *data, size_t nbytes, size_t itemsize, const char *format)
+{
+    mc_buf b;
+    memset(&b, 0, sizeof b);
+    b.data = data;
+    b.nbytes = nbytes;
+    b.itemsize = itemsize;
+    b.format = format;
+    b.c_contiguous = 1;
+    return b;
+}
+
+static void test_args(void)
+{
+    static double a[12], c[12];
+    static int64_t counts[4];
+    static uint32_t pixels[6];
+    mc_arg_problem p;
+    uint64_t dims[3];
+
+    CHECK(mc_kernel_nbufs(MC_K_MATMUL) == 3 && mc_kernel_nbufs(MC_K_COUNT) == 0, "nbufs");
+    int w = -1;
+    CHECK(!strcmp(mc_kernel_buf_name(MC_K_HISTOGRAM, 1, &w), "out") && w == 1, "histogram out writable");
+    CHECK(mc_kernel_buf_name(MC_K_SUM, 1, NULL) == NULL, "no second buffer for sum");
+
+    /* one buffer: contiguity, format (with byte-order prefixes), read-only outputs, alignment */
+    mc_buf x[2] = {desc(a, sizeof a, 8, "<d"), desc(a, sizeof a, 8, "d")};
+    CHECK(mc_check_args(MC_K_SUM, x, 1, NULL, 0, &p) == MC_ARG_OK && x[0].dtype == MC_F64 && x[0].n == 12,
+          "a float64 buffer is fine: %d", p.code);
+    x[0].format = "q";
+    CHECK(mc_check_args(MC_K_SUM, x, 1, NULL, 0, &p) == MC_ARG_OK && x[0].dtype == MC_I64, "int64");
+    x[0].format = "Zd";
+    CHECK(mc_check_args(MC_K_SUM, x, 1, NULL, 0, &p) == MC_ARG_FORMAT && !strcmp(p.detail, "Zd") &&
+          !strcmp(p.arg, "x"), "complex is refused: %s", p.detail);
+    x[0].format = "i";  /* format 'i' with 8-byte items: inconsistent */
+    CHECK(mc_check_args(MC_K_SUM, x, 1, NULL, 0, &p) == MC_ARG_FORMAT, "size mismatch");
+    x[0] = desc(a, sizeof a, 8, "d");
+    x[0].c_contiguous = 0;
+    CHECK(mc_check_args(MC_K_SUM, x, 1, NULL, 0, &p) == MC_ARG_NOT_CONTIGUOUS, "strided");
+    x[0] = desc((const char *)a + 4, 8, 8, "d");
+    CHECK(mc_check_args(MC_K_SUM, x, 1, NULL, 0, &p) == MC_ARG_MISALIGNED && !strcmp(p.detail, "8"),
+          "misaligned: %s", p.detail);
+    x[0] = desc((const char *)a + 4, 0, 8, "d");
+    CHECK(mc_check_args(MC_K_SUM, x, 1, NULL, 0, &p) == MC_ARG_OK && x[0].n == 0, "empty needs no alignment");
+    CHECK(mc_check_args(MC_K_MINMAX, x, 1, NULL, 0, &p) == MC_ARG_EMPTY, "minmax of nothing");
+
+    /* dot: formats agree, lengths agree */
+    x[0] = desc(a, sizeof a, 8, "d");
+    x[1] = desc(c, sizeof c, 8, "q");
+    CHECK(mc_check_args(MC_K_DOT, x, 2, NULL, 0, &p) == MC_ARG_FORMAT_MISMATCH && !strcmp(p.arg, "dot") &&
+          !strcmp(p.detail, "x is 'd', y is 'q'"), "dot formats: %s", p.detail);
+    x[1] = desc(c, 8 * 11, 8, "d");
+    CHECK(mc_check_args(MC_K_DOT, x, 2, NULL, 0, &p) == MC_ARG_LENGTH && !strcmp(p.arg, "y") &&
+          !strcmp(p.detail, "11 elements, expected 12"), "dot length: %s", p.detail);
+
+    /* histogram: int64 output of `bins` elements, writable */
+    mc_buf h[2] = {desc(a, sizeof a, 8, "d"), desc(counts, sizeof counts, 8, "q")};
+    dims[0] = 4;
+    CHECK(mc_check_args(MC_K_HISTOGRAM, h, 2, dims, 1, &p) == MC_ARG_OK, "histogram ok");
+    h[1].readonly = 1;
+    CHECK(mc_check_args(MC_K_HISTOGRAM, h, 2, dims, 1, &p) == MC_ARG_READONLY && !strcmp(p.arg, "out"), "ro");
+    h[1].readonly = 0;
+    dims[0] = 5;
+    CHECK(mc_check_args(MC_K_HISTOGRAM, h, 2, dims, 1, &p) == MC_ARG_LENGTH, "bins");
+    CHECK(mc_check_args(MC_K_HISTOGRAM, h, 2, dims, 0, &p) == MC_EINVAL, "wrong number of sizes");
+
+    /* mandelbrot: uint32/int32 output of width*height; sizes that overflow */
+    mc_buf m[1] = {desc(pixels, sizeof pixels, 4, "I")};
+    dims[0] = 3, dims[1] = 2;
+    CHECK(mc_check_args(MC_K_MANDELBROT, m, 1, dims, 2, &p) == MC_ARG_OK, "mandelbrot ok");
+    dims[0] = UINT64_MAX / 2, dims[1] = 3;
+    CHECK(mc_check_args(MC_K_MANDELBROT, m, 1, dims, 2, &p) == MC_ARG_TOO_BIG, "width * height");
+
+    /* matmul: float64, shapes, no overlap of out with an input; square: in place only exactly */
+    mc_buf mm[3] = {desc(a, 8 * 6, 8, "d"), desc(a + 6, 8 * 6, 8, "d"), desc(c, 8 * 4, 8, "d")};
+    dims[0] = 2, dims[1] = 3, dims[2] = 2;
+    CHECK(mc_check_args(MC_K_MATMUL, mm, 3, dims, 3, &p) == MC_ARG_OK, "matmul ok: %d %s", p.code, p.detail);
+    mm[2] = desc(a + 2, 8 * 4, 8, "d");
+    CHECK(mc_check_args(MC_K_MATMUL, mm, 3, dims, 3, &p) == MC_ARG_OVERLAP, "matmul overlap");
+    mc_buf sq[2] = {desc(a, 8 * 4, 8, "d"), desc(a, 8 * 4, 8, "d")};
+    CHECK(mc_check_args(MC_K_SQUARE, sq, 2, NULL, 0, &p) == MC_ARG_OK, "exact in place");
+    sq[1] = desc(a + 1, 8 * 4, 8, "d");
+    CHECK(mc_check_args(MC_K_SQUARE, sq, 2, NULL, 0, &p) == MC_ARG_OVERLAP, "partial overlap");
+    sq[0] = desc(a, 8 * 4, 8, "i"), sq[1] = desc(c, 4 * 4, 4, "f");
+    sq[0].itemsize = 4, sq[0].nbytes = 16;
+    CHECK(mc_check_args(MC_K_SQUARE, sq, 2, NULL, 0, &p) == MC_ARG_FORMAT_MISMATCH, "int into float32");
+    CHECK(mc_check_args(-1, sq, 2, NULL, 0, &p) == MC_EINVAL && mc_check_args(MC_K_SQUARE, sq, 2, NULL, 0, NULL) == MC_EINVAL,
+          "misuse");
+}
+
 int main(void)
 {
     setup_execs();
@@ -817,6 +908,7 @@ int main(void)
     test_mandelbrot();
     test_matmul();
     test_square();
+    test_args();
     for (int i = 0; i < 4; i++)
         mc_pool_destroy(pools[i]);
     printf("%d checks, %d failures\n", checks, failures);

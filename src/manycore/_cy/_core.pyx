@@ -32,9 +32,36 @@ cdef extern from "manycore.h" nogil:
         uint64_t words[3]
         double f
 
+    ctypedef struct mc_buf:
+        const void *data
+        size_t nbytes
+        size_t itemsize
+        const char *format
+        int c_contiguous
+        int readonly
+        int dtype
+        size_t n
+    ctypedef struct mc_arg_problem:
+        int code
+        const char *arg
+        char detail[192]
+
     enum:
         MC_OK
         MC_ECANCELED
+    enum:
+        MC_K_SUM
+        MC_K_SUM_OF_SQUARES
+        MC_K_MINMAX
+        MC_K_DOT
+        MC_K_HISTOGRAM
+        MC_K_MANDELBROT
+        MC_K_MATMUL
+        MC_K_SQUARE
+
+    size_t mc_kernel_nbufs(int kernel)
+    int mc_check_args(int kernel, mc_buf *bufs, size_t nbufs, const uint64_t *dims, size_t ndims,
+                      mc_arg_problem *problem)
 
     const char *mc_strerror(int status)
     size_t mc_dtype_size(int dtype)
@@ -155,6 +182,45 @@ def pool_destroy(uintptr_t handle):
 
 def pool_check(uintptr_t handle):
     return mc_pool_check(<mc_pool *>handle)
+
+
+# ---------------------------------------------------------------- argument rules
+KERNELS = {
+    "sum": MC_K_SUM,
+    "sum_of_squares": MC_K_SUM_OF_SQUARES,
+    "minmax": MC_K_MINMAX,
+    "dot": MC_K_DOT,
+    "histogram": MC_K_HISTOGRAM,
+    "mandelbrot": MC_K_MANDELBROT,
+    "matmul": MC_K_MATMUL,
+    "square": MC_K_SQUARE,
+}
+
+
+def check_args(int kernel, list specs, tuple dims):
+    """mc_check_args over ``specs`` (address, nbytes, itemsize, format, c_contiguous, readonly)."""
+    cdef mc_buf bufs[3]
+    cdef uint64_t sizes[3]
+    cdef mc_arg_problem problem
+    cdef size_t i, nbufs = len(specs), ndims = len(dims)
+    if nbufs > 3 or ndims > 3:
+        raise ValueError("at most 3 buffers and 3 sizes")
+    formats = [spec[3].encode("utf-8", "replace") for spec in specs]
+    memset(bufs, 0, sizeof(bufs))
+    for i in range(nbufs):
+        spec = specs[i]
+        bufs[i].data = <const void *><uintptr_t>spec[0]
+        bufs[i].nbytes = spec[1]
+        bufs[i].itemsize = spec[2]
+        bufs[i].format = <const char *>formats[i]
+        bufs[i].c_contiguous = spec[4]
+        bufs[i].readonly = spec[5]
+    for i in range(ndims):
+        sizes[i] = dims[i]
+    code = mc_check_args(kernel, bufs, nbufs, sizes, ndims, &problem)
+    arg = problem.arg.decode() if problem.arg != NULL else ""
+    detail = problem.detail.decode("utf-8", "replace")
+    return code, arg, detail, [(bufs[i].dtype, bufs[i].n) for i in range(nbufs)]
 
 
 # ---------------------------------------------------------------- kernels

@@ -19,10 +19,11 @@ calling thread, exactly as the extension does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..ffi import _face
-from ..ffi._face import Bounds, Buf, CallbackState, Exec, Number, PoolBase, Task
+from ..ffi._face import Bounds, Buf, BufSpec, CallbackState, CheckResult, Exec, Number, PoolBase, Task
 from . import _core
 
 __all__ = [
@@ -65,6 +66,10 @@ class _CythonBackend:
 
     def pool_check(self, handle: Any) -> int:
         return int(_core.pool_check(int(handle)))
+
+    def check_args(self, kernel: str, bufs: Sequence[BufSpec], dims: tuple[int, ...]) -> CheckResult:
+        code, arg, detail, filled = _core.check_args(_core.KERNELS[kernel], list(bufs), dims)
+        return int(code), arg, detail, filled
 
     def sum_of_squares_range(self, ex: Exec, n: int) -> tuple[int, int]:
         return _core.sum_of_squares_range(*_h(ex), n)

@@ -56,8 +56,14 @@ class ThreadPool:
         self._initializer = initializer
         self._initargs = initargs
         self._queue: queue.SimpleQueue[WorkItem | None] = queue.SimpleQueue()
-        self._idle = threading.Semaphore(0)
         self._lock = threading.Lock()
+        # Exact, under the lock: calls in the queue, and threads free to take
+        # one (waiting in get() or about to).  A thread starts only when the
+        # queue holds more calls than there are free threads.  (A count of
+        # idle threads released *after* a thread took its next call would go
+        # stale and let an urgent call wait behind the very call waiting for it.)
+        self._queued = 0
+        self._free = 0
         self._threads: set[threading.Thread] = set()  # live, not abandoned
         self._abandoned: dict[threading.Thread, str] = {}  # thread -> what it still runs
         self._names = itertools.count()
@@ -88,6 +94,7 @@ class ThreadPool:
                 raise RuntimeError("cannot schedule new futures after interpreter shutdown")
             item = WorkItem(future, fn, args, kwargs)
             self._queue.put(item)
+            self._queued += 1
             try:
                 self._grow(beyond_limit)
             except BaseException:  # no thread could start (e.g. gh-113964 at exit): it never runs
@@ -96,14 +103,15 @@ class ThreadPool:
         return future
 
     def _grow(self, beyond_limit: bool) -> None:  # under the lock
-        if self._idle.acquire(timeout=0):
-            return  # an idle thread takes the call
+        if self._free >= self._queued:
+            return  # a free thread takes the call
         if len(self._threads) < self.max_workers or beyond_limit:
             thread = threading.Thread(
                 target=self._work, name=f"{self.prefix}_{next(self._names)}", daemon=True
             )
             thread.start()
             self._threads.add(thread)
+            self._free += 1
 
     def on_own_worker(self) -> bool:
         return getattr(_local, "pool", None) is self
@@ -140,14 +148,14 @@ class ThreadPool:
                 self._abandoned[thread] = what
 
     def _cancel_queued(self) -> None:  # under the lock
-        drain(self._queue, cancel)
+        self._queued -= drain(self._queue, cancel)
 
     def _fail_queued(self, reason: str) -> None:  # under the lock
         def fail(item: WorkItem) -> None:
             if item.future.set_running_or_notify_cancel():
                 item.future.set_exception(BrokenThreadPool(reason))
 
-        drain(self._queue, fail)
+        self._queued -= drain(self._queue, fail)
 
     # ---------------------------------------------------------- worker side
     def _work(self) -> None:
@@ -161,26 +169,29 @@ class ThreadPool:
                 with self._lock:
                     self.broken = "A thread initializer failed, the thread pool is not usable anymore"
                     self._threads.discard(me)
+                    self._free -= 1
                     self._fail_queued(self.broken)
                 return
         get = self._queue.get
         while True:
             item = get()
             if item is not None:
+                with self._lock:
+                    self._queued -= 1
+                    self._free -= 1
                 item.run()
                 del item
-                if me in self._abandoned:  # its call came back late: leave, a new thread took its place
-                    with self._lock:
-                        self._abandoned.pop(me, None)
-                    return
                 with self._lock:
-                    if len(self._threads) > self.max_workers:  # started beyond the limit: shrink back
-                        self._threads.discard(me)
+                    if self._abandoned.pop(me, None) is not None:
+                        return  # its call came back late: leave, a new thread took its place
+                    if len(self._threads) > self.max_workers and self._queued <= self._free:
+                        self._threads.discard(me)  # started beyond the limit: shrink back
                         return
-                self._idle.release()
+                    self._free += 1
                 continue
             with self._lock:
                 self._threads.discard(me)
+                self._free -= 1
             self._queue.put(None)  # the next thread exits too
             return
 

@@ -120,15 +120,20 @@ def warn_abandoned(who: str, what: str) -> None:
     )
 
 
-def drain(calls: queue.SimpleQueue[WorkItem | None], settle: Callable[[WorkItem], None]) -> None:
-    """Empty a pool's queue: each call nobody has claimed yet is ``settle``d (never run)."""
+def drain(calls: queue.SimpleQueue[WorkItem | None], settle: Callable[[WorkItem], None]) -> int:
+    """Empty a pool's queue: each call nobody has claimed yet is ``settle``d (never run).
+
+    Returns how many calls (stop marks aside) it took out of the queue."""
+    taken = 0
     while True:
         try:
             item = calls.get_nowait()
         except queue.Empty:
-            return
-        if item is not None and item.claim():
-            settle(item)
+            return taken
+        if item is not None:
+            taken += 1
+            if item.claim():
+                settle(item)
 
 
 def cancel(item: WorkItem) -> None:

@@ -1,12 +1,14 @@
 """The Python face shared by the ctypes, cffi and Cython bindings of the core.
 
-``manycore.native`` validates arguments partly in Python (``native.py``) and
-partly in C (``_native.c``: buffer format, contiguity, alignment, lengths,
-aliasing, pool state).  The other bindings reach the same C functions without
-that C layer, so this module is a line-by-line port of it, written once: every
-binding gets the same checks **in the same order**, hence the same exception
-type and message for the same bad input, through the shared
-``manycore._errors`` table and ``manycore._validate`` checks.
+``manycore.native`` validates arguments partly in Python (``native.py`` and
+:mod:`manycore._kernel_args`) and partly in C: the rules for buffer arguments
+(format, contiguity, alignment, writability, lengths, aliasing) live once in
+the core (``mc_check_args``, ``csrc/args.c``) and the extension calls them.
+The other bindings reach the same C functions without the extension's layer;
+this module gives them the same steps **in the same order**: the shared scalar
+checks, then each buffer obtained as a ``memoryview`` and described to
+``mc_check_args`` through the binding, then the shared ``manycore._errors``
+table for the exception.  Same bad input, same exception type and message.
 
 A binding supplies a small :class:`Backend` (pool handles, one call per
 kernel, pointers its own way) and a :class:`PoolBase` subclass; :class:`Face`
@@ -23,7 +25,7 @@ import threading
 from _ctypes import CFuncPtr as _CFuncPtr
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 
@@ -38,14 +40,17 @@ __all__ = [
     "Backend",
     "Bounds",
     "Buf",
+    "BufSpec",
     "CallbackState",
+    "CheckResult",
     "Exec",
     "Face",
     "LibBackend",
     "Number",
     "PoolBase",
     "Task",
-    "get_buffer",
+    "check_buffers",
+    "get_view",
     "scalar_of",
     "scalar_value",
 ]
@@ -64,37 +69,8 @@ POOL_MIN_WORK = 131072.0
 SIZE_MAX = 2 ** (8 * ctypes.sizeof(ctypes.c_size_t)) - 1
 SCHEDULES = {"static": 0, "dynamic": 1}
 
-# enum mc_dtype
-I8, U8, I16, U16, I32, U32, I64, U64, F32, F64 = range(10)
-_ITEMSIZE = {I8: 1, U8: 1, I16: 2, U16: 2, I32: 4, U32: 4, I64: 8, U64: 8, F32: 4, F64: 8}
-_NATIVE_PREFIXES = ("@", "=", "<") if sys.byteorder == "little" else ("@", "=", ">", "!")
-
 
 # ================================================================ buffers
-def _parse_format(fmt: str, itemsize: int) -> int:
-    """Port of parse_format in _native.c: mc_dtype code or -1."""
-    if fmt[:1] in _NATIVE_PREFIXES:
-        fmt = fmt[1:]
-    if len(fmt) != 1:
-        return -1
-    table = {
-        "b": I8,
-        "B": U8,
-        "h": I16,
-        "H": U16,
-        "i": I32,
-        "I": U32,
-        "l": I64 if itemsize == 8 else I32,
-        "L": U64 if itemsize == 8 else U32,
-        "q": I64,
-        "Q": U64,
-        "f": F32,
-        "d": F64,
-    }
-    dt = table.get(fmt, -1)
-    return dt if dt >= 0 and _ITEMSIZE[dt] == itemsize else -1
-
-
 _TP_NAME_OFFSET = object.__basicsize__ + ctypes.sizeof(ctypes.c_ssize_t)  # after PyVarObject_HEAD
 _check_buffer = ctypes.pythonapi.PyObject_CheckBuffer
 _check_buffer.argtypes = [ctypes.py_object]
@@ -114,9 +90,24 @@ def type_name(tp: type) -> str:
     return tp.__name__
 
 
+class BufSpec(NamedTuple):
+    """A buffer as ``mc_check_args`` sees it (the fields of ``mc_buf`` a binding fills in)."""
+
+    address: int
+    nbytes: int
+    itemsize: int
+    format: str
+    c_contiguous: bool
+    readonly: bool
+
+
+#: What ``Backend.check_args`` returns: ``(code, argument, detail, [(dtype, n) per buffer])``.
+CheckResult = tuple[int, str, str, list[tuple[int, int]]]
+
+
 @dataclass
 class Buf:
-    """A validated buffer argument, held (exported) while this object lives."""
+    """A checked buffer argument, held (exported) while this object lives."""
 
     view: memoryview  # the exporter's view (shape, format)
     raw: memoryview  # the same memory as 1-D unsigned bytes
@@ -138,42 +129,45 @@ def _address(raw: memoryview) -> int:
     return int(arr.__array_interface__["data"][0])
 
 
-def get_buffer(obj: object, name: str, writable: bool = False) -> Buf:
-    """Port of buf_get in _native.c (same checks, same order, same messages)."""
+def get_view(obj: object, name: str) -> memoryview:
+    """The buffer of ``obj`` (PyBUF_FULL_RO, like the extension), or the extension's TypeError."""
     try:
-        view = memoryview(obj)  # type: ignore[arg-type]  # PyBUF_FULL_RO, like the extension
+        return memoryview(obj)  # type: ignore[arg-type]
     except TypeError:
         if _check_buffer(obj):
             raise  # an exporter that failed: its own error, as in the extension
         _errors.raise_argument(_errors.ARG_NOT_BUFFER, name, type_name(type(obj)))
-    if not view.c_contiguous:
-        _errors.raise_argument(_errors.ARG_NOT_CONTIGUOUS, name, None)
-    dtype = _parse_format(view.format, view.itemsize)
-    if dtype < 0:
-        _errors.raise_argument(_errors.ARG_FORMAT, name, view.format)
-    if writable and view.readonly:
-        _errors.raise_argument(_errors.ARG_READONLY, name, None)
-    if view.nbytes == 0:
-        raw = memoryview(bytearray())  # (a view with a 0 in its shape cannot be cast)
-    elif view.ndim != 1 or view.format != "B":
-        raw = view.cast("B")
-    else:
-        raw = view
-    address = _address(raw)
-    if view.nbytes > 0 and address % view.itemsize != 0:
-        _errors.raise_argument(_errors.ARG_MISALIGNED, name, view.itemsize)
-    return Buf(view, raw, dtype, view.nbytes // view.itemsize, view.format, address, view.readonly)
 
 
-def check_length(b: Buf, name: str, expected: int) -> None:
-    if b.n != expected:
-        _errors.raise_argument(_errors.ARG_LENGTH, name, f"{b.n} elements, expected {expected}")
+def _raw(view: memoryview) -> memoryview:
+    if view.nbytes == 0 or not view.c_contiguous:
+        return memoryview(bytearray())  # (a view with a 0 in its shape, or strided, cannot be cast)
+    if view.ndim != 1 or view.format != "B":
+        return view.cast("B")
+    return view
 
 
-def _ranges_overlap(a: Buf, b: Buf) -> bool:
-    return bool(
-        a.nbytes and b.nbytes and a.address < b.address + b.nbytes and b.address < a.address + a.nbytes
-    )
+def check_buffers(
+    backend: Backend, kernel: str, named: Sequence[tuple[str, object]], dims: Sequence[int] = ()
+) -> list[Buf]:
+    """Obtain the buffers of one call of ``kernel`` (in the order of manycore.h) and check them
+    with the core's rules, ``mc_check_args``; raise what the extension raises for the same input."""
+    views = [get_view(obj, name) for name, obj in named]
+    raws = [_raw(v) for v in views]
+    specs = [
+        BufSpec(_address(r), v.nbytes, v.itemsize, v.format, v.c_contiguous, v.readonly)
+        for v, r in zip(views, raws, strict=True)
+    ]
+    code, arg, detail, filled = backend.check_args(kernel, specs, tuple(dims))
+    if code < 0:
+        _errors.raise_status(code, "argument check")
+    if code != _errors.OK:
+        del views, raws
+        _errors.raise_argument(code, arg, detail)
+    return [
+        Buf(v, r, dtype, n, v.format, spec.address, v.readonly)
+        for v, r, spec, (dtype, n) in zip(views, raws, specs, filled, strict=True)
+    ]
 
 
 def _as_size(value: int) -> int:
@@ -263,6 +257,7 @@ class Backend(Protocol):
     def pool_create(self, threads: int) -> tuple[int, Any, int]: ...
     def pool_destroy(self, handle: Any) -> None: ...
     def pool_check(self, handle: Any) -> int: ...
+    def check_args(self, kernel: str, bufs: Sequence[BufSpec], dims: tuple[int, ...]) -> CheckResult: ...
     def sum_of_squares_range(self, ex: Exec, n: int) -> tuple[int, int]: ...
     def reduce(self, kind: str, ex: Exec, x: Buf) -> tuple[int, Number]: ...
     def dot(self, ex: Exec, x: Buf, y: Buf) -> tuple[int, Number]: ...
@@ -502,7 +497,7 @@ class Face:
         )
 
     def _reduce(self, kind: str, x: Any, p: PoolBase | None, t: int) -> Number:
-        xb = get_buffer(x, "x")
+        (xb,) = check_buffers(self.backend, kind, [("x", x)])
         return self._run(p, t, float(xb.n), kind, lambda ex: self.backend.reduce(kind, ex, xb))
 
     def sum(self, x: Any, *, threads: int | None = None, pool: PoolBase | None = None) -> Number:
@@ -513,13 +508,7 @@ class Face:
     def dot(self, x: Any, y: Any, *, threads: int | None = None, pool: PoolBase | None = None) -> Number:
         """``sum(a*b for a, b in zip(x, y))`` over two buffers of the same format and length."""
         p, t = self._resolve(threads, pool)
-        xb = get_buffer(x, "x")
-        yb = get_buffer(y, "y")
-        if xb.dtype != yb.dtype:
-            _errors.raise_argument(
-                _errors.ARG_FORMAT_MISMATCH, "dot", f"x is '{xb.format}', y is '{yb.format}'"
-            )
-        check_length(yb, "y", xb.n)
+        xb, yb = check_buffers(self.backend, "dot", [("x", x), ("y", y)])
         return self._run(p, t, 2.0 * xb.n, "dot", lambda ex: self.backend.dot(ex, xb, yb))
 
     def minmax(
@@ -527,10 +516,7 @@ class Face:
     ) -> tuple[Number, Number]:
         """``(min(x), max(x))`` of a non-empty buffer; any NaN makes both NaN."""
         p, t = self._resolve(threads, pool)
-        xb = get_buffer(x, "x")
-        if xb.n == 0:
-            del xb
-            _errors.raise_argument(_errors.ARG_EMPTY, "x", "minmax needs at least one element")
+        (xb,) = check_buffers(self.backend, "minmax", [("x", x)])
         return self._run(p, t, float(xb.n), "minmax", lambda ex: self.backend.minmax(ex, xb))
 
     def histogram(
@@ -549,11 +535,7 @@ class Face:
         p, t = self._resolve(threads, pool)
         result = args.histogram_out(nbins, out)
         _as_size(nbins)
-        xb = get_buffer(x, "x")
-        ob = get_buffer(result, "out", writable=True)
-        if ob.dtype != I64:
-            _errors.raise_argument(_errors.ARG_FORMAT, "out", ob.format)
-        check_length(ob, "out", nbins)
+        xb, ob = check_buffers(self.backend, "histogram", [("x", x), ("out", result)], [nbins])
         return self._run(
             p,
             t,
@@ -595,12 +577,7 @@ class Face:
         result = args.mandelbrot_out(w, h, out)
         _as_size(w)
         _as_size(h)
-        ob = get_buffer(result, "out", writable=True)
-        if ob.dtype not in (U32, I32):
-            _errors.raise_argument(_errors.ARG_FORMAT, "out", ob.format)
-        if h != 0 and w > SIZE_MAX // h:
-            raise OverflowError("width * height does not fit in memory")
-        check_length(ob, "out", w * h)
+        (ob,) = check_buffers(self.backend, "mandelbrot", [("out", result)], [w, h])
         work = float(w) * float(h) * (it if it else 1) / 4.0
         return self._run(
             p,
@@ -617,19 +594,7 @@ class Face:
         m, k, n = args.matmul_shape(a, b)
         p, t = self._resolve(threads, pool)
         result = args.matmul_out(m, n, out)
-        ab = get_buffer(a, "a")
-        bb = get_buffer(b, "b")
-        cb = get_buffer(result, "out", writable=True)
-        for name, buf in (("a", ab), ("b", bb), ("out", cb)):
-            if buf.dtype != F64:
-                _errors.raise_argument(_errors.ARG_FORMAT, name, buf.format)
-        if (k and m > SIZE_MAX // k) or (n and k > SIZE_MAX // n) or (n and m > SIZE_MAX // n):
-            raise OverflowError("matmul dimensions do not fit in memory")
-        check_length(ab, "a", m * k)
-        check_length(bb, "b", k * n)
-        check_length(cb, "out", m * n)
-        if _ranges_overlap(cb, ab) or _ranges_overlap(cb, bb):
-            _errors.raise_argument(_errors.ARG_OVERLAP, "out", "it shares memory with a or b")
+        ab, bb, cb = check_buffers(self.backend, "matmul", [("a", a), ("b", b), ("out", result)], [m, k, n])
         work = float(m) * float(k) * float(n)
         return self._run(
             p, t, work, "matmul", lambda ex: (self.backend.matmul(ex, ab, bb, cb, m, k, n), result)
@@ -641,23 +606,7 @@ class Face:
         """Elementwise ``x * x``; integer squares that do not fit raise ``OverflowError``."""
         p, t = self._resolve(threads, pool)
         out = args.square_out(x, out)
-        xb = get_buffer(x, "x")
-        ob = get_buffer(out, "out", writable=True)
-        check_length(ob, "out", xb.n)
-        x_is_int = xb.dtype <= U64
-        if not (ob.dtype == xb.dtype or ob.dtype == F64 or (x_is_int and ob.dtype in (I64, U64))):
-            extra = ", int64 or uint64" if x_is_int else ""
-            _errors.raise_argument(
-                _errors.ARG_FORMAT_MISMATCH,
-                "out",
-                f"'{ob.format}' for input '{xb.format}'; use the input's format, float64{extra}",
-            )
-        if _ranges_overlap(xb, ob) and not (
-            xb.address == ob.address and xb.view.itemsize == ob.view.itemsize
-        ):
-            _errors.raise_argument(
-                _errors.ARG_OVERLAP, "out", "it partly overlaps x (only exact in-place use is allowed)"
-            )
+        xb, ob = check_buffers(self.backend, "square", [("x", x), ("out", out)])
         return self._run(p, t, float(xb.n), "square", lambda ex: (self.backend.square(ex, xb, ob), out))
 
     # ------------------------------------------------------------ parallel_for
@@ -674,13 +623,16 @@ class Face:
         except TypeError:
             pass
         try:
-            buf = get_buffer(context, "context")
+            view = get_view(context, "context")
         except TypeError:
             raise TypeError(
                 "context must be None, an int address, a ctypes object, a cffi pointer or a "
                 f"buffer (numpy array, bytearray, ...), not {type(context).__name__}"
             ) from None
-        return buf.address, buf
+        if not view.c_contiguous:
+            _errors.raise_argument(_errors.ARG_NOT_CONTIGUOUS, "context", None)
+        raw = _raw(view)
+        return _address(raw), (view, raw)
 
     def parallel_for(
         self,

@@ -22,12 +22,25 @@ they raise (``KeyboardInterrupt``) cancels the region and is re-raised.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
 from .. import _errors, _extras
 from . import _face, _header
-from ._face import Bounds, Buf, CallbackState, Exec, LibBackend, Number, PoolBase, Task, scalar_of
+from ._face import (
+    Bounds,
+    Buf,
+    BufSpec,
+    CallbackState,
+    CheckResult,
+    Exec,
+    LibBackend,
+    Number,
+    PoolBase,
+    Task,
+    scalar_of,
+)
 from ._library import core_library_path
 
 cffi = _extras.require("cffi", extra="cffi", feature="manycore.ffi.cffi_core")
@@ -122,6 +135,24 @@ class _CffiBackend(LibBackend):
         os_error = ffi.new("int *")
         status = lib.mc_pool_create(handle, threads, os_error)
         return int(status), handle[0] if status == _errors.OK else None, int(os_error[0])
+
+    def check_args(self, kernel: str, bufs: Sequence[BufSpec], dims: tuple[int, ...]) -> CheckResult:
+        descs = ffi.new("mc_buf[]", len(bufs))
+        formats = [ffi.new("char[]", b.format.encode("utf-8", "replace")) for b in bufs]
+        for d, b, fmt in zip(descs, bufs, formats, strict=True):
+            d.data = ffi.cast("const void *", b.address)
+            d.nbytes = b.nbytes
+            d.itemsize = b.itemsize
+            d.format = fmt
+            d.c_contiguous = b.c_contiguous
+            d.readonly = b.readonly
+        sizes = ffi.new("uint64_t[]", list(dims) or [0])
+        problem = ffi.new("mc_arg_problem *")
+        kernel_id = getattr(lib, f"MC_K_{kernel.upper()}")
+        code = int(lib.mc_check_args(kernel_id, descs, len(bufs), sizes, len(dims), problem))
+        arg = ffi.string(problem.arg).decode() if problem.arg != ffi.NULL else ""
+        detail = ffi.string(problem.detail).decode("utf-8", "replace")
+        return code, arg, detail, [(int(d.dtype), int(d.n)) for d in descs]
 
     # ------------------------------------------------------------ kernels
     def sum_of_squares_range(self, ex: Exec, n: int) -> tuple[int, int]:

@@ -26,11 +26,24 @@ from __future__ import annotations
 
 import ctypes
 import signal
+from collections.abc import Sequence
 from typing import Any
 
 from .. import _errors
 from . import _face, _header
-from ._face import Bounds, Buf, CallbackState, Exec, LibBackend, Number, PoolBase, Task, scalar_of
+from ._face import (
+    Bounds,
+    Buf,
+    BufSpec,
+    CallbackState,
+    CheckResult,
+    Exec,
+    LibBackend,
+    Number,
+    PoolBase,
+    Task,
+    scalar_of,
+)
 from ._library import core_library_path
 
 __all__ = [
@@ -132,6 +145,8 @@ COUNT_PRIMES_MAX_N: int = constants["MC_COUNT_PRIMES_MAX_N"]
 
 _Exec = types["mc_exec"]
 _Scalar = types["mc_scalar"]
+_BufDesc = types["mc_buf"]
+_Problem = types["mc_arg_problem"]
 _PollFn = types["mc_poll_fn"]
 _TaskFn = types["mc_task_fn"]
 _u64 = ctypes.c_uint64
@@ -173,6 +188,23 @@ class _CtypesBackend(LibBackend):
         os_error = ctypes.c_int(0)
         status = lib.mc_pool_create(ctypes.byref(handle), threads, ctypes.byref(os_error))
         return status, handle.value, os_error.value
+
+    def check_args(self, kernel: str, bufs: Sequence[BufSpec], dims: tuple[int, ...]) -> CheckResult:
+        descs = (_BufDesc * len(bufs))()
+        for d, b in zip(descs, bufs, strict=True):
+            d.data = b.address or None
+            d.nbytes = b.nbytes
+            d.itemsize = b.itemsize
+            d.format = b.format.encode("utf-8", "replace")  # the struct keeps the bytes alive
+            d.c_contiguous = b.c_contiguous
+            d.readonly = b.readonly
+        sizes = (_u64 * max(1, len(dims)))(*dims)
+        problem = _Problem()
+        code = lib.mc_check_args(
+            constants[f"MC_K_{kernel.upper()}"], descs, len(bufs), sizes, len(dims), ctypes.byref(problem)
+        )
+        arg = (problem.arg or b"").decode()
+        return code, arg, problem.detail.decode("utf-8", "replace"), [(d.dtype, d.n) for d in descs]
 
     # ------------------------------------------------------------ kernels
     def sum_of_squares_range(self, ex: Exec, n: int) -> tuple[int, int]:
