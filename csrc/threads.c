@@ -74,12 +74,15 @@ int mc_run_threads(unsigned n, mc_thread_body body, void *ctx, int *os_error)
     return mc_run_threads_ex(n, body, ctx, NULL, os_error);
 }
 
-int mc_run_threads_ex(unsigned n, mc_thread_body body, void *ctx, mc_start_failed on_failure, int *os_error)
+/* Called on the calling thread once every thread that could start has
+ * started (`started` of them), before they are joined. */
+typedef void (*wait_hook)(void *ctx, unsigned started);
+
+/* Start n threads running body(ctx, i); on a failed start call on_failure
+ * and start no more; wait (the hook, if any); join every started thread. */
+static int run_threads(unsigned n, mc_thread_body body, void *ctx, mc_start_failed on_failure, wait_hook wait,
+                       int *os_error)
 {
-    if (os_error)
-        *os_error = 0;
-    if (n < 1 || n > MC_MAX_THREADS || body == NULL)
-        return MC_EINVAL;
     mc_thread_t *threads = calloc(n, sizeof *threads);
     run_arg *args = calloc(n, sizeof *args);
     if (threads == NULL || args == NULL) {
@@ -102,6 +105,8 @@ int mc_run_threads_ex(unsigned n, mc_thread_body body, void *ctx, mc_start_faile
         }
         started++;
     }
+    if (wait != NULL)
+        wait(ctx, started);
     for (unsigned i = 0; i < started; i++) {
         int err = mc_thread_join(threads[i]);
         if (err != 0 && rc == MC_OK) {
@@ -115,6 +120,15 @@ int mc_run_threads_ex(unsigned n, mc_thread_body body, void *ctx, mc_start_faile
     return rc;
 }
 
+int mc_run_threads_ex(unsigned n, mc_thread_body body, void *ctx, mc_start_failed on_failure, int *os_error)
+{
+    if (os_error)
+        *os_error = 0;
+    if (n < 1 || n > MC_MAX_THREADS || body == NULL)
+        return MC_EINVAL;
+    return run_threads(n, body, ctx, on_failure, NULL, os_error);
+}
+
 typedef struct {
     shared_state shared;
     mc_thread_record *records;
@@ -124,6 +138,9 @@ typedef struct {
     mc_mutex_t done_lock;
     mc_cond_t done_cond;
     unsigned finished;       /* guarded by done_lock */
+    mc_poll_fn poll;
+    void *poll_ctx;
+    int cancelled;           /* the poll asked to stop */
 } start_ctx;
 
 static void start_threads_body(void *p, unsigned i)
@@ -140,6 +157,30 @@ static void start_threads_body(void *p, unsigned i)
     mc_mutex_lock(&c->done_lock);
     c->finished++;
     mc_cond_signal(&c->done_cond);
+    mc_mutex_unlock(&c->done_lock);
+}
+
+/* Wait for the threads, polling (for Ctrl-C) every MC_POLL_INTERVAL_MS; a
+ * poll that asks to stop makes every thread stop within a block. */
+static void start_threads_wait(void *p, unsigned started)
+{
+    start_ctx *c = p;
+    mc_mutex_lock(&c->done_lock);
+    while (c->finished < started) {
+        if (c->poll == NULL || c->cancelled) {
+            mc_cond_wait(&c->done_cond, &c->done_lock);
+            continue;
+        }
+        mc_cond_timedwait_ms(&c->done_cond, &c->done_lock, MC_POLL_INTERVAL_MS / 2);
+        if (c->finished < started) {
+            mc_mutex_unlock(&c->done_lock);
+            if (c->poll(c->poll_ctx) != 0) {
+                c->cancelled = 1;
+                atomic_store(&c->stop, 1);
+            }
+            mc_mutex_lock(&c->done_lock);
+        }
+    }
     mc_mutex_unlock(&c->done_lock);
 }
 
@@ -170,7 +211,8 @@ int mc_start_threads_polled(unsigned n, uint64_t work, mc_thread_record *records
     if (work > MC_SUM_OF_SQUARES_MAX_N)
         return MC_EOVERFLOW;
 
-    start_ctx c = {.shared = {.total = 0, .t0 = mc_now_s()}, .records = records, .work = work, .n = n};
+    start_ctx c = {.shared = {.total = 0, .t0 = mc_now_s()}, .records = records, .work = work, .n = n,
+                   .poll = poll, .poll_ctx = poll_ctx};
     atomic_init(&c.stop, 0);
     if (mc_mutex_init(&c.shared.lock) != 0)
         return MC_ENOMEM;
@@ -186,58 +228,11 @@ int mc_start_threads_polled(unsigned n, uint64_t work, mc_thread_record *records
     for (unsigned i = 0; i < n; i++)
         records[i] = (mc_thread_record){.index = i, .cpu = -1};
 
-    mc_thread_t *threads = calloc(n, sizeof *threads);
-    run_arg *args = calloc(n, sizeof *args);
-    int rc = MC_OK;
-    unsigned started = 0;
-    if (threads == NULL || args == NULL)
-        rc = MC_ENOMEM;
-    for (unsigned i = 0; rc == MC_OK && i < n; i++) {
-        args[i] = (run_arg){start_threads_body, &c, i};
-        int err = mc_thread_start(&threads[i], run_threads_main, &args[i]);
-        if (err != 0) {
-            if (os_error)
-                *os_error = err;
-            rc = MC_ETHREAD;
-            start_failed(&c, started, err);
-            break;
-        }
-        started++;
-    }
-    /* Wait for the threads, polling (for Ctrl-C) every MC_POLL_INTERVAL_MS;
-     * a poll that asks to stop makes every thread stop within a block. */
-    int cancelled = 0;
-    mc_mutex_lock(&c.done_lock);
-    while (c.finished < started) {
-        if (poll == NULL || cancelled) {
-            mc_cond_wait(&c.done_cond, &c.done_lock);
-            continue;
-        }
-        mc_cond_timedwait_ms(&c.done_cond, &c.done_lock, MC_POLL_INTERVAL_MS / 2);
-        if (c.finished < started) {
-            mc_mutex_unlock(&c.done_lock);
-            if (poll(poll_ctx) != 0) {
-                cancelled = 1;
-                atomic_store(&c.stop, 1);
-            }
-            mc_mutex_lock(&c.done_lock);
-        }
-    }
-    mc_mutex_unlock(&c.done_lock);
-    for (unsigned i = 0; i < started; i++) {
-        int err = mc_thread_join(threads[i]);
-        if (err != 0 && rc == MC_OK) {
-            if (os_error)
-                *os_error = err;
-            rc = MC_ETHREAD;
-        }
-    }
-    free(threads);
-    free(args);
+    int rc = run_threads(n, start_threads_body, &c, start_failed, start_threads_wait, os_error);
     mc_cond_destroy(&c.done_cond);
     mc_mutex_destroy(&c.done_lock);
     mc_mutex_destroy(&c.shared.lock);
-    if (rc == MC_OK && cancelled)
+    if (rc == MC_OK && c.cancelled)
         rc = MC_ECANCELED;
     if (rc == MC_OK) {
         *total_lo = (uint64_t)c.shared.total;

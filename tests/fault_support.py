@@ -23,15 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from leakcheck import processes_with_env
+from light_tasks import HANG_GUARD_S as HANG_GUARD_S
+from light_tasks import POLL_S as POLL_S
+from light_tasks import Gate as Gate
 
 TESTS_DIR = Path(__file__).resolve().parent
 TAG_ENV = "MANYCORE_FAULT_TAG"
 
 #: Hard bound on one scenario subprocess (the machine may be shared and slow).
 SCENARIO_TIMEOUT_S = 150.0
-#: Bound on any wait inside a scenario.
-HANG_GUARD_S = 60.0
-POLL_S = 0.002
 
 
 @dataclass
@@ -101,46 +101,3 @@ def _kill_tagged(tag: str, group: int | None) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-
-
-class Gate:
-    """A gate shared by every process: a directory of ``started-<key>-<pid>`` files and, once open, ``open``."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.dir = str(path)
-        os.makedirs(self.dir, exist_ok=True)
-
-    def announce(self, key: object) -> None:
-        Path(self.dir, f"started-{key}-{os.getpid()}").touch()
-
-    def started(self) -> list[tuple[str, int]]:
-        """``(key, pid)`` of every announcement so far."""
-        out = []
-        for name in os.listdir(self.dir):
-            if name.startswith("started-"):
-                key, _, pid = name[len("started-") :].rpartition("-")
-                out.append((key, int(pid)))
-        return out
-
-    def wait_started(self, count: int, key: object = None) -> list[tuple[str, int]]:
-        """At least ``count`` announcements (of ``key`` if given); hang-guarded."""
-        deadline = time.monotonic() + HANG_GUARD_S
-        while True:
-            seen = [s for s in self.started() if key is None or s[0] == str(key)]
-            if len(seen) >= count:
-                return seen
-            assert time.monotonic() < deadline, f"only {len(seen)} of {count} announcements in {self.dir}"
-            time.sleep(POLL_S)
-
-    def open(self) -> None:
-        Path(self.dir, "open").touch()
-
-    def is_open(self) -> bool:
-        return os.path.exists(os.path.join(self.dir, "open"))
-
-    def wait_open(self) -> None:
-        deadline = time.monotonic() + HANG_GUARD_S
-        while not self.is_open():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"gate {self.dir} never opened")
-            time.sleep(POLL_S)

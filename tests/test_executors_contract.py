@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import importlib.util
 import os
+import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +34,10 @@ from manycore.executors import ManycoreExecutor, backends, get_executor
 HANG_GUARD_S = 60.0
 NOTIFY_GUARD_S = 10.0
 POLL_S = 0.002
-BACKENDS = ("serial", "threads", "processes", "asyncio", "native", "dask")
+ALL_BACKENDS = ("serial", "threads", "processes", "asyncio", "native", "interpreters", "dask")
+#: Subinterpreters need CPython 3.14, or 3.13 with the backport (test_backends_says_why_interpreters_are_missing)
+INTERPRETERS = backends()["interpreters"] is None
+BACKENDS = tuple(b for b in ALL_BACKENDS if b != "interpreters" or INTERPRETERS)
 
 
 # ================================================================ tasks
@@ -497,8 +503,26 @@ def test_get_executor_builds_the_named_backend(backend: Backend) -> None:
 
 def test_backends_lists_every_backend() -> None:
     status = backends()
-    assert set(status) == set(BACKENDS)
-    assert all(reason is None for reason in status.values()), status
+    assert set(status) == set(ALL_BACKENDS)
+    assert all(status[name] is None for name in BACKENDS), status
+
+
+def test_backends_says_why_interpreters_are_missing() -> None:
+    reason = backends()["interpreters"]
+    if sys.version_info >= (3, 14):
+        assert reason is None
+    elif sys.version_info < (3, 13):
+        assert reason is not None
+        assert "3.13" in reason, reason
+        assert "3.14" in reason, reason
+    elif importlib.util.find_spec("interpreters_backport") is None:
+        assert reason is not None
+        assert "manycore[interpreters]" in reason, reason
+    else:
+        assert reason is None, reason
+    if reason is not None:
+        with pytest.raises(ImportError, match=re.escape(reason[:40])):
+            get_executor("interpreters")
 
 
 @pytest.mark.parametrize(

@@ -51,8 +51,9 @@ from leakcheck import (
     warm_up,
     worker_processes,
 )
+from light_tasks import announced_sleep, gated, sleeps_on_one
 from manycore import TaskError, WorkerCrashed, pmap
-from manycore.executors import ProcessExecutor, ThreadExecutor, get_executor
+from manycore.executors import ProcessExecutor, ThreadExecutor, backends, get_executor
 from manycore.patterns import Pipeline, RemoteError, WorkerDied
 
 pytestmark = pytest.mark.timeout(240)
@@ -65,7 +66,9 @@ MEMORY_HEADROOM = 256 << 20
 BIG_ALLOCATION = 2 << 30
 SIGNALS = {"sigkill": signal.SIGKILL, "sigterm": signal.SIGTERM}
 DEATHS = ("segfault", "exit", "sigkill", "sigterm")
-IN_PROCESS_BACKENDS = ("serial", "threads", "processes", "asyncio", "native")
+#: Subinterpreters where this Python has them (tests/test_executors_contract.py checks the reason elsewhere)
+INTERPRETERS = ("interpreters",) if backends()["interpreters"] is None else ()
+IN_PROCESS_BACKENDS = ("serial", "threads", "processes", "asyncio", "native", *INTERPRETERS)
 
 
 def scenario(name: str, *args: str) -> Any:
@@ -112,20 +115,6 @@ def fault_on(bad: int, how: str, gate_dir: str, x: int) -> int:
     if x == bad:
         fault_task(how, gate_dir, x)
     return x * x
-
-
-def gated(gate_dir: str, x: object) -> object:
-    """Announce ``x``, then wait for the gate to open."""
-    gate = Gate(gate_dir)
-    gate.announce(x)
-    gate.wait_open()
-    return x
-
-
-def announced_sleep(gate_dir: str, seconds: float, x: int) -> int:
-    Gate(gate_dir).announce(x)
-    time.sleep(seconds)
-    return x
 
 
 async def async_announced_sleep(gate_dir: str, seconds: float, x: int) -> int:
@@ -435,7 +424,7 @@ def scenario_ctrl_c_in_with_block(backend: str) -> None:
             # another thread, and then the main thread, blocked in a Python lock,
             # only sees it when its wait ends (seen on 3.13t: 60 s late).
             signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
-            if backend in ("threads", "native", "dask"):
+            if backend in ("threads", "native", "dask", "interpreters"):
                 # The running calls wait at the gate until Ctrl-C has cancelled the
                 # queue, so a slow signal on a busy machine cannot let them all run.
                 deadline = time.monotonic() + HANG_GUARD_S
@@ -499,7 +488,9 @@ def scenario_ctrl_c_in_with_block(backend: str) -> None:
     print("INTERRUPTED", flush=True)
 
 
-@pytest.mark.parametrize("backend", ["serial", "threads", "processes", "asyncio", "native", "dask"])
+@pytest.mark.parametrize(
+    "backend", ["serial", "threads", "processes", "asyncio", "native", "dask", *INTERPRETERS]
+)
 def test_ctrl_c_inside_a_with_block(backend: str) -> None:
     outcome = scenario("ctrl_c_in_with_block", backend)
     assert "INTERRUPTED" in outcome.stdout
@@ -730,7 +721,7 @@ def scenario_shutdown_during_pmap(backend: str) -> None:
         # returned and the map ended.
 
 
-@pytest.mark.parametrize("backend", ["processes", "threads", "asyncio", "native"])
+@pytest.mark.parametrize("backend", ["processes", "threads", "asyncio", "native", *INTERPRETERS])
 def test_shutdown_cancel_futures_stops_a_running_pmap(backend: str) -> None:
     scenario("shutdown_during_pmap", backend)
 
@@ -1565,10 +1556,6 @@ def test_a_blocking_wait_on_the_event_loop_raises() -> None:
 
 
 # ================================================================ abandoned calls at exit
-def sleeps_on_one(x: int) -> int:
-    if x == 1:
-        time.sleep(600)  # far longer than the scenario may run: only abandonment lets it exit
-    return x
 
 
 def scenario_abandoned_call_at_exit(backend: str) -> None:
@@ -1582,7 +1569,7 @@ def scenario_abandoned_call_at_exit(backend: str) -> None:
     print("RETURNED", flush=True)
 
 
-@pytest.mark.parametrize("backend", ["threads", "native", "asyncio", "serial", "auto"])
+@pytest.mark.parametrize("backend", ["threads", "native", "asyncio", "serial", "auto", *INTERPRETERS])
 def test_an_abandoned_call_does_not_hold_the_interpreter_at_exit(backend: str) -> None:
     """serial and auto (whose probe runs the first items in this process) hold task_timeout too."""
     t0 = time.monotonic()
@@ -1611,7 +1598,7 @@ def scenario_ctrl_c_while_exit_waits(backend: str) -> None:
     del gate_dir
 
 
-@pytest.mark.parametrize("backend", ["threads", "native", "asyncio", "processes"])
+@pytest.mark.parametrize("backend", ["threads", "native", "asyncio", "processes", *INTERPRETERS])
 def test_ctrl_c_while_the_exit_waits_exits_non_zero(backend: str) -> None:
     t0 = time.monotonic()
     outcome = run_scenario(MODULE, "scenario_ctrl_c_while_exit_waits", backend)

@@ -6,7 +6,8 @@ The public face::
     manycore.get_executor(name)       one executor contract over every mechanism
     manycore.backends()               which backends are usable here
     manycore.SerialExecutor, ThreadExecutor, ProcessExecutor, AsyncExecutor,
-    NativeExecutor, DaskExecutor      the executors themselves
+    NativeExecutor, InterpreterExecutor,
+    DaskExecutor                      the executors themselves
     manycore.TaskError, WorkerCrashed, RemoteError, RemoteTraceback
                                       what failures look like (manycore.errors)
 
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncExecutor",
     "DaskExecutor",
+    "InterpreterExecutor",
     "ManycoreExecutor",
     "NativeExecutor",
     "PMapResult",
@@ -50,6 +52,7 @@ _EXECUTORS = {
     "ProcessExecutor",
     "AsyncExecutor",
     "NativeExecutor",
+    "InterpreterExecutor",
     "DaskExecutor",
 }
 

@@ -3,15 +3,16 @@
 ``manycore.native`` (the extension) and ``manycore.ffi`` (ctypes, cffi,
 Cython) check and normalise the scalar arguments, and allocate default
 outputs, in exactly the same way; the buffer checks then happen in C
-(extension) or in :mod:`manycore.ffi._face` (the others).
+(``mc_check_args``, reached by every face).  NumPy is imported only to
+allocate a default output array: the kernels themselves take any buffer, so
+``manycore.native`` imports and runs where NumPy cannot be loaded (in a
+subinterpreter, for one).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-
-import numpy as np
 
 from . import _errors
 from ._validate import buffer_view, check_int, check_range, format_char
@@ -23,6 +24,13 @@ COUNT_PRIMES_MAX_N = 2**48
 
 #: Default output format of ``square`` per input format: integers widen to 64 bits.
 SQUARE_OUT = {c: ("q" if c in "bhilq" else "Q") for c in "bBhHiIlLqQ"} | {"f": "f", "d": "d"}
+
+
+def _empty(shape: int | tuple[int, ...], dtype: str) -> Any:
+    """A new NumPy array (NumPy imported here, on first need)."""
+    import numpy
+
+    return numpy.empty(shape, dtype=dtype)
 
 
 def sum_of_squares_n(n: Any) -> int:
@@ -45,7 +53,7 @@ def histogram_args(bins: Any, lo: Any, hi: Any) -> tuple[int, float, float]:
 
 
 def histogram_out(nbins: int, out: Any) -> Any:
-    return np.empty(nbins, dtype=np.int64) if out is None else out
+    return _empty(nbins, "int64") if out is None else out
 
 
 def mandelbrot_args(
@@ -64,7 +72,7 @@ def mandelbrot_args(
 
 
 def mandelbrot_out(width: int, height: int, out: Any) -> Any:
-    return np.empty((height, width), dtype=np.uint32) if out is None else out
+    return _empty((height, width), "uint32") if out is None else out
 
 
 def matmul_shape(a: Any, b: Any) -> tuple[int, int, int]:
@@ -81,11 +89,11 @@ def matmul_shape(a: Any, b: Any) -> tuple[int, int, int]:
 
 
 def matmul_out(m: int, n: int, out: Any) -> Any:
-    return np.empty((m, n), dtype=np.float64) if out is None else out
+    return _empty((m, n), "float64") if out is None else out
 
 
 def square_out(x: Any, out: Any) -> Any:
     if out is not None:
         return out
     view = buffer_view(x, "x")
-    return np.empty(view.shape, dtype=np.dtype(SQUARE_OUT[format_char(view, "x")]))
+    return _empty(tuple(view.shape or ()), SQUARE_OUT[format_char(view, "x")])

@@ -931,27 +931,36 @@ typedef struct {
     PyObject *fn;
     PyObject **results;   /* (True, value) or (False, exception) per thread */
     PyObject *on_failure; /* on_start_failure(started, errno), or NULL */
+    PyInterpreterState *interp;   /* the caller's interpreter: the threads run Python there */
+    PyThreadState *caller;        /* the caller's thread state, saved while the threads run */
 } cit_ctx;
 
 /* A thread could not be created: let Python stop the ones already running
- * (they may be waiting for work) before mc_run_threads_ex joins them. */
+ * (they may be waiting for work) before mc_run_threads_ex joins them.  Runs
+ * on the calling thread, whose thread state is c->caller (PyGILState_Ensure
+ * would pick the main interpreter's state in a subinterpreter). */
 static void cit_start_failed(void *p, unsigned started, int os_error)
 {
     cit_ctx *c = p;
     if (c->on_failure == NULL)
         return;
-    PyGILState_STATE g = PyGILState_Ensure();
+    PyEval_RestoreThread(c->caller);
     PyObject *r = PyObject_CallFunction(c->on_failure, "Ii", started, os_error);
     if (r == NULL)
         PyErr_WriteUnraisable(c->on_failure);
     Py_XDECREF(r);
-    PyGILState_Release(g);
+    c->caller = PyEval_SaveThread();
 }
 
+/* Each native thread gets a thread state of the caller's interpreter, made
+ * for it and deleted after (PyGILState_* only knows the main interpreter). */
 static void cit_body(void *p, unsigned index)
 {
     cit_ctx *c = p;
-    PyGILState_STATE g = PyGILState_Ensure();
+    PyThreadState *ts = PyThreadState_New(c->interp);
+    if (ts == NULL)
+        return;   /* results[index] stays NULL: the caller reports MemoryError */
+    PyEval_RestoreThread(ts);
     PyObject *idx = PyLong_FromUnsignedLong(index);
     PyObject *r = idx ? PyObject_CallOneArg(c->fn, idx) : NULL;
     Py_XDECREF(idx);
@@ -970,7 +979,8 @@ static void cit_body(void *p, unsigned index)
     }
     if (c->results[index] == NULL)
         PyErr_Clear();   /* MemoryError building the tuple: reported by the caller */
-    PyGILState_Release(g);
+    PyThreadState_Clear(ts);
+    PyThreadState_DeleteCurrent();
 }
 
 static PyObject *nat_call_in_threads(PyObject *m, PyObject *args)
@@ -993,15 +1003,16 @@ static PyObject *nat_call_in_threads(PyObject *m, PyObject *args)
         PyErr_Format(PyExc_ValueError, "n must be between 1 and %d, got %u", MC_MAX_THREADS, n);
         return NULL;
     }
-    cit_ctx c = {fn, PyMem_Calloc(n, sizeof(PyObject *)), on_failure == Py_None ? NULL : on_failure};
+    cit_ctx c = {fn, PyMem_Calloc(n, sizeof(PyObject *)), on_failure == Py_None ? NULL : on_failure,
+                 PyInterpreterState_Get(), NULL};
     if (c.results == NULL)
         return PyErr_NoMemory();
     Py_INCREF(fn);
     Py_XINCREF(c.on_failure);
     int status, os_error = 0;
-    Py_BEGIN_ALLOW_THREADS
+    c.caller = PyEval_SaveThread();
     status = mc_run_threads_ex(n, cit_body, &c, cit_start_failed, &os_error);
-    Py_END_ALLOW_THREADS
+    PyEval_RestoreThread(c.caller);
     Py_DECREF(fn);
     Py_XDECREF(c.on_failure);
     PyObject *list = NULL;
@@ -1166,9 +1177,10 @@ static void native_free(void *m)
 static PyModuleDef_Slot native_slots[] = {
     {Py_mod_exec, native_exec},
 #if PY_VERSION_HEX >= 0x030C0000
-    /* call_in_threads uses PyGILState_Ensure, which only knows the main
-     * interpreter. */
-    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+    /* All state is module state (heap Pool type, per-module references); the
+     * C core's state is process-wide and holds no Python object; the threads
+     * of call_in_threads get thread states of the calling interpreter. */
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
 #endif
 #if PY_VERSION_HEX >= 0x030D0000
     /* Module state is immutable after exec; Pool guards its own state. */

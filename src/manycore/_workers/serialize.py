@@ -33,13 +33,18 @@ SHARED_MEMORY_MIN_BYTES = 1 << 20
 _DEV_SHM = "/dev/shm"
 
 
-def dumps(obj: Any) -> bytes:
-    """``obj`` as bytes: the C pickler when it can, cloudpickle (lambdas, closures) otherwise."""
+def dumps(obj: Any, *, main_by_value: bool = False) -> bytes:
+    """``obj`` as bytes: the C pickler when it can, cloudpickle (lambdas, closures) otherwise.
+
+    ``main_by_value``: whatever ``obj`` takes from ``__main__`` goes by value
+    even when ``__main__`` is a file (a subinterpreter's ``__main__`` is not
+    the caller's script, so a reference by name would not resolve there).
+    """
     try:
         data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:
         return cast(bytes, cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
-    if _refers_to_fileless_main(data):
+    if (main_by_value and _MAIN in data) or _refers_to_fileless_main(data):
         try:
             return cast(bytes, cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
         except Exception:

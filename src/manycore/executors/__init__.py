@@ -10,6 +10,8 @@ processes   ProcessExecutor      a process pool (drop-in ProcessPoolExecutor,
 asyncio     AsyncExecutor        coroutine functions on a private event loop
 native      NativeExecutor       C callables on the native pool without the GIL,
                                  Python callables on native threads with it
+interpreters InterpreterExecutor subinterpreters, each with its own GIL (3.14,
+                                 or 3.13 with ``manycore[interpreters]``)
 dask        DaskExecutor         a dask.distributed cluster (``manycore[dask]``)
 =========== ==================== =============================================
 """
@@ -25,6 +27,7 @@ from ._contract import ManycoreExecutor, MapPlan
 __all__ = [
     "AsyncExecutor",
     "DaskExecutor",
+    "InterpreterExecutor",
     "ManycoreExecutor",
     "MapPlan",
     "NativeExecutor",
@@ -46,9 +49,17 @@ _BACKENDS: dict[str, tuple[str, str]] = {
     "processes": ("process", "ProcessExecutor"),
     "asyncio": ("asyncio", "AsyncExecutor"),
     "native": ("native", "NativeExecutor"),
+    "interpreters": ("interpreters", "InterpreterExecutor"),
     "dask": ("dask", "DaskExecutor"),
 }
-_ALIASES = {"thread": "threads", "process": "processes", "async": "asyncio", "distributed": "dask"}
+_ALIASES = {
+    "thread": "threads",
+    "process": "processes",
+    "async": "asyncio",
+    "distributed": "dask",
+    "interpreter": "interpreters",
+    "subinterpreters": "interpreters",
+}
 
 
 def _class_for(name: str) -> type[ManycoreExecutor]:

@@ -50,8 +50,12 @@ class ThreadPool:
         thread_name_prefix: str = "",
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
+        finalizer: Callable[[], object] | None = None,
     ) -> None:
+        """``finalizer()``: run by each thread as it exits, whatever the reason (after its initializer
+        ran, failed or not); an exception it raises is logged."""
         self.max_workers = max_workers
+        self._finalizer = finalizer
         self.prefix = thread_name_prefix or f"ThreadPoolExecutor-{next(_prefixes)}"
         self._initializer = initializer
         self._initargs = initargs
@@ -159,6 +163,16 @@ class ThreadPool:
 
     # ---------------------------------------------------------- worker side
     def _work(self) -> None:
+        try:
+            self._serve()
+        finally:
+            if self._finalizer is not None:
+                try:
+                    self._finalizer()
+                except BaseException:
+                    logging.getLogger("concurrent.futures").exception("Exception in a thread's finalizer:")
+
+    def _serve(self) -> None:
         me = threading.current_thread()
         _local.pool = self
         if self._initializer is not None:

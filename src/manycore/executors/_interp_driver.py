@@ -1,0 +1,41 @@
+"""What runs inside each subinterpreter of an ``InterpreterExecutor``.
+
+The worker thread (in the main interpreter) binds the call's payload (bytes:
+``fn, args, kwargs`` pickled, lambdas by value) as ``__main__._manycore_payload``
+and calls :func:`serve` in the subinterpreter; the reply goes back as bytes on
+the results queue bound as ``__main__._manycore_results``:
+``(True, value)``, or ``(False, FailureReport)`` for an exception of ``fn``
+(type, message, traceback text, and the exception itself when it pickles).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._workers import serialize
+from .._workers.report import FailureReport
+from ._interp_api import interpreters_module
+
+interpreters_module()  # the queue type must be known here before a queue is bound
+
+
+def serve() -> None:
+    """Run the bound payload and put the reply (called with ``Interpreter.call``: no arguments)."""
+    import __main__
+    from manycore.executors._interp_driver import run
+
+    run(__main__._manycore_payload, __main__._manycore_results)
+
+
+def run(payload: bytes, results: Any) -> None:
+    try:
+        fn, args, kwargs = serialize.loads(payload)
+        reply: tuple[bool, Any] = (True, fn(*args, **kwargs))
+    except BaseException as exc:
+        reply = (False, FailureReport.of(exc))
+    try:
+        data = serialize.dumps(reply)
+    except Exception as exc:
+        error = TypeError(f"the result of the call cannot be sent back from the subinterpreter: {exc}")
+        data = serialize.dumps((False, FailureReport.of(error)))
+    results.put(data)

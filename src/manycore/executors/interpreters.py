@@ -1,0 +1,177 @@
+"""InterpreterExecutor: calls in subinterpreters, each with its own GIL (PEP 684, PEP 734).
+
+Subinterpreters run in one process, each isolated (its own modules, its own
+GIL), so pure-Python CPU work runs in parallel without starting processes.
+CPython 3.14 has them as :mod:`concurrent.interpreters`; on 3.13 install
+``manycore[interpreters]`` (the ``interpreters-pep-734`` backport).
+:func:`manycore.backends` says why the backend is unavailable elsewhere.
+
+The executor keeps the contract of :mod:`manycore.executors._contract` and
+the constructor of ``ThreadPoolExecutor``/``InterpreterPoolExecutor``
+(``max_workers``, ``thread_name_prefix``, ``initializer``, ``initargs``):
+
+* ``max_workers`` threads (default: the CPUs this process may use), each
+  owning one subinterpreter, created when the thread starts and reused for
+  every call it runs (a call pays no interpreter start); ``initializer(*initargs)``
+  runs once inside each new subinterpreter, and one that fails breaks the
+  executor (``BrokenThreadPool`` for every pending and later call);
+* what crosses is pickled: ``fn``, its arguments and its result (lambdas,
+  closures and functions of the caller's ``__main__`` go by value, with
+  cloudpickle; others by name, imported in the subinterpreter, whose
+  ``sys.path`` is the caller's at the time the worker starts).  Something
+  that does not pickle is a ``TypeError`` at ``submit`` naming it; a result
+  that does not pickle fails that future;
+* an exception raised by ``fn`` is set on the future as itself when it
+  pickles, else as a :class:`~manycore.errors.RemoteError` naming its type;
+  either way with the subinterpreter's traceback as ``__cause__`` (a
+  :class:`~manycore.errors.RemoteTraceback`), as for processes;
+* ``cancel``/``shutdown(cancel_futures=True)`` stop calls that have not
+  started; a running call cannot be interrupted (as with threads), so Ctrl-C
+  in a ``with`` block cancels the queue and waits for the running calls only,
+  and ``pmap``'s ``task_timeout`` abandons an overrunning call: its thread
+  and subinterpreter are left to finish it, and nothing waits for them;
+* a thread's subinterpreter is closed when the thread exits (shutdown, the
+  executor collected, interpreter exit).
+
+Extension modules must support subinterpreters to be imported there
+(``manycore._native`` does, so ``manycore.native`` kernels run there; NumPy
+2.x does not yet).
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+import weakref
+from collections.abc import Callable
+from concurrent.futures import Future
+from types import ModuleType
+from typing import Any, TypeVar
+
+from .._cpus import available_cpus
+from .._workers import serialize
+from ._contract import ManycoreExecutor, MapPlan, check_max_workers
+from ._interp_api import interpreters_module
+from ._threadpool import ThreadPool, stop
+
+R = TypeVar("R")
+
+_names = itertools.count()
+_worker = threading.local()  # .state: (interpreter, results queue) of this worker thread
+
+
+class InterpreterExecutor(ManycoreExecutor):
+    """Calls in subinterpreters, one per worker thread (see the module docstring)."""
+
+    backend_name = "interpreters"
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        thread_name_prefix: str = "",
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+    ) -> None:
+        api = interpreters_module()
+        count = check_max_workers(max_workers, available_cpus())
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        setup = None if initializer is None else _payload(initializer, tuple(initargs), {}, "initializer")
+        self._pool = ThreadPool(
+            count,
+            thread_name_prefix or f"InterpreterExecutor-{next(_names)}",
+            _start_worker,
+            (api, setup),
+            finalizer=_close_worker,
+        )
+        self._finalizer = weakref.finalize(self, stop, self._pool)
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why subinterpreters cannot be used here, or ``None`` when they can."""
+        try:
+            interpreters_module()
+        except ImportError as exc:
+            return str(exc)
+        return None
+
+    @property
+    def max_workers(self) -> int:
+        """How many subinterpreters run calls at once."""
+        return self._pool.max_workers
+
+    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, not {type(fn).__name__}")
+        payload = _payload(fn, args, kwargs, "fn")
+        future: Future[R] = self._pool.submit(_run, (payload,), {})
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._pool.shutdown(wait, cancel_futures)
+
+    def map_plan(self) -> MapPlan:
+        """Batches on ``max_workers`` subinterpreters; a call that overran ``task_timeout`` is abandoned."""
+        return MapPlan(workers=self.max_workers, abandon=self._pool.abandon)
+
+
+def _payload(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], what: str) -> bytes:
+    """``(fn, args, kwargs)`` pickled for a subinterpreter, or a ``TypeError`` naming what does not pickle."""
+    try:
+        return serialize.dumps((fn, args, kwargs), main_by_value=True)
+    except Exception as exc:
+        parts: list[tuple[str, object]] = [(what, fn)]
+        parts += [(f"{what} argument {i}", a) for i, a in enumerate(args)]
+        parts += [(f"{what} keyword argument {k!r}", v) for k, v in kwargs.items()]
+        culprit = "the call"
+        for name, obj in parts:
+            try:
+                serialize.dumps(obj, main_by_value=True)
+            except Exception:
+                culprit = name
+                break
+        raise TypeError(
+            f"{culprit} cannot be sent to a subinterpreter (everything that crosses is pickled): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _start_worker(api: ModuleType, setup: bytes | None) -> None:
+    """Worker thread: create this thread's subinterpreter, ready to run calls (then the initializer)."""
+    interp = api.create()
+    try:
+        results = api.create_queue()
+        # the caller's import path, as multiprocessing gives a spawned child: fn's module is found
+        interp.prepare_main(_manycore_sys_path=tuple(sys.path))
+        interp.exec("import sys; sys.path[:] = _manycore_sys_path; import manycore.executors._interp_driver")
+        interp.prepare_main(_manycore_results=results)
+        _worker.state = (interp, results)
+        if setup is not None:
+            _run(setup)
+    except BaseException:
+        _worker.state = None
+        interp.close()
+        raise
+
+
+def _close_worker() -> None:
+    """Worker thread, as it exits: close its subinterpreter."""
+    state = getattr(_worker, "state", None)
+    if state is None:
+        return
+    _worker.state = None
+    interp, _results = state
+    interp.close()
+
+
+def _run(payload: bytes) -> Any:
+    from ._interp_driver import serve
+
+    interp, results = _worker.state
+    interp.prepare_main(_manycore_payload=payload)
+    interp.call(serve)  # an exception of fn comes back as a reply; this raises only if the driver failed
+    ok, value = serialize.loads(results.get())
+    if ok:
+        return value
+    raise value.exception()

@@ -1,0 +1,80 @@
+"""Tasks and the gate of the fault tests, importable anywhere: standard library only.
+
+Workers import a task's module by name to run it.  Subinterpreters can load
+no extension module that does not support them (NumPy, psutil, _tracemalloc
+do not yet), so what an ``InterpreterExecutor`` runs lives here, away from
+the test modules' imports.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+#: Bound on any wait inside a scenario.
+HANG_GUARD_S = 60.0
+POLL_S = 0.002
+
+
+class Gate:
+    """A gate shared by every process: a directory of ``started-<key>-<pid>`` files and, once open, ``open``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.dir = str(path)
+        os.makedirs(self.dir, exist_ok=True)
+
+    def announce(self, key: object) -> None:
+        Path(self.dir, f"started-{key}-{os.getpid()}").touch()
+
+    def started(self) -> list[tuple[str, int]]:
+        """``(key, pid)`` of every announcement so far."""
+        out = []
+        for name in os.listdir(self.dir):
+            if name.startswith("started-"):
+                key, _, pid = name[len("started-") :].rpartition("-")
+                out.append((key, int(pid)))
+        return out
+
+    def wait_started(self, count: int, key: object = None) -> list[tuple[str, int]]:
+        """At least ``count`` announcements (of ``key`` if given); hang-guarded."""
+        deadline = time.monotonic() + HANG_GUARD_S
+        while True:
+            seen = [s for s in self.started() if key is None or s[0] == str(key)]
+            if len(seen) >= count:
+                return seen
+            assert time.monotonic() < deadline, f"only {len(seen)} of {count} announcements in {self.dir}"
+            time.sleep(POLL_S)
+
+    def open(self) -> None:
+        Path(self.dir, "open").touch()
+
+    def is_open(self) -> bool:
+        return os.path.exists(os.path.join(self.dir, "open"))
+
+    def wait_open(self) -> None:
+        deadline = time.monotonic() + HANG_GUARD_S
+        while not self.is_open():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"gate {self.dir} never opened")
+            time.sleep(POLL_S)
+
+
+def gated(gate_dir: str, x: object) -> object:
+    """Announce ``x``, then wait for the gate to open."""
+    gate = Gate(gate_dir)
+    gate.announce(x)
+    gate.wait_open()
+    return x
+
+
+def announced_sleep(gate_dir: str, seconds: float, x: int) -> int:
+    Gate(gate_dir).announce(x)
+    time.sleep(seconds)
+    return x
+
+
+def sleeps_on_one(x: int) -> int:
+    if x == 1:
+        time.sleep(600)  # far longer than the scenario may run: only abandonment lets it exit
+    return x

@@ -1,0 +1,144 @@
+"""InterpreterExecutor and pmap(backend="interpreters") beyond the shared contract suite.
+
+Subinterpreters as a backend exist on CPython 3.13 (with the backport, the
+``interpreters`` extra, part of the test extra there) and 3.14+.  Elsewhere
+this module checks only that the backend says why it is missing; the
+behaviour tests are defined where it exists (3.13 and 3.13t in CI).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import sys
+import threading
+from typing import Any
+
+import pytest
+
+from light_tasks import HANG_GUARD_S
+from manycore import TaskError, backends, get_executor, pmap
+from manycore.errors import RemoteTraceback
+
+REASON = backends()["interpreters"]
+
+
+def test_the_backend_is_there_or_says_why() -> None:
+    if sys.version_info >= (3, 13) and REASON is not None:
+        assert "manycore[interpreters]" in REASON
+    if REASON is None:
+        with get_executor("interpreters", max_workers=1) as ex:
+            assert ex.submit(pow, 2, 10).result(timeout=HANG_GUARD_S) == 1024
+    else:
+        with pytest.raises(ImportError) as info:
+            get_executor("subinterpreters")
+        assert str(info.value) == REASON
+
+
+# ---------------------------------------------------------------- tasks (pickled by name)
+def interpreter_id(_: object = None) -> int:
+    from manycore.executors._interp_api import interpreters_module
+
+    return int(interpreters_module().get_current().id)
+
+
+def native_sum_of_squares(n: int) -> tuple[int, bool]:
+    from manycore import native
+
+    return native.sum_of_squares(n), "numpy" in sys.modules
+
+
+def native_threads(n: int) -> list[int]:
+    from manycore import native
+
+    return native.call_in_threads(lambda i: i * i, n)  # native threads running Python in this interpreter
+
+
+def returns_a_lock() -> object:
+    return threading.Lock()
+
+
+class Boom(Exception):
+    pass
+
+
+def explode(x: int) -> int:
+    if x == 3:
+        raise Boom(f"item {x}")
+    return x
+
+
+_initialized: list[str] = []
+
+
+def remember(tag: str) -> None:
+    _initialized.append(tag)
+
+
+def initialized() -> list[str]:
+    return list(_initialized)
+
+
+def fail_init() -> None:
+    raise RuntimeError("initializer failed on purpose")
+
+
+if REASON is None:
+
+    def test_native_kernels_run_in_a_subinterpreter_without_numpy() -> None:
+        with get_executor("interpreters", max_workers=2) as ex:
+            total, numpy_loaded = ex.submit(native_sum_of_squares, 10**7).result(timeout=HANG_GUARD_S)
+            assert total == sum(k * k for k in range(10**7))
+            assert not numpy_loaded
+            assert ex.submit(native_threads, 3).result(timeout=HANG_GUARD_S) == [0, 1, 4]
+
+    def test_each_worker_keeps_its_subinterpreter_across_calls_and_maps() -> None:
+        main_id = interpreter_id()
+        with get_executor("interpreters", max_workers=2) as ex:
+            first = set(ex.pmap(interpreter_id, range(40), chunksize=1))
+            second = set(ex.pmap(interpreter_id, range(40), chunksize=1))
+        assert main_id not in first
+        assert 1 <= len(first) <= 2
+        assert len(first | second) <= 2  # the second map ran on the same subinterpreters
+
+    def test_the_initializer_runs_inside_each_subinterpreter() -> None:
+        with get_executor("interpreters", max_workers=2, initializer=remember, initargs=("ready",)) as ex:
+            assert ex.submit(initialized).result(timeout=HANG_GUARD_S) == ["ready"]
+        assert _initialized == []  # not in this interpreter
+
+    def test_a_failing_initializer_breaks_the_executor() -> None:
+        with get_executor("interpreters", max_workers=1, initializer=fail_init) as ex:
+            future = ex.submit(pow, 2, 3)
+            with pytest.raises(cf.BrokenExecutor):
+                future.result(timeout=HANG_GUARD_S)
+            with pytest.raises(cf.BrokenExecutor):
+                ex.submit(pow, 2, 3)
+
+    def test_what_cannot_cross_is_named() -> None:
+        with get_executor("interpreters", max_workers=1) as ex:
+            with pytest.raises(TypeError, match=r"fn argument 1 cannot be sent to a subinterpreter"):
+                ex.submit(pow, 2, threading.Lock())
+            with pytest.raises(TypeError, match=r"fn keyword argument 'key' cannot be sent"):
+                ex.submit(sorted, [1], key=threading.Lock())
+            with pytest.raises(TypeError, match="cannot be sent back from the subinterpreter"):
+                ex.submit(returns_a_lock).result(timeout=HANG_GUARD_S)
+            # lambdas and closures travel by value
+            offset = 5
+            assert ex.submit(lambda x: x + offset, 1).result(timeout=HANG_GUARD_S) == 6
+
+    def test_an_exception_comes_back_as_itself_with_the_subinterpreters_traceback() -> None:
+        with get_executor("interpreters", max_workers=2) as ex:
+            with pytest.raises(Boom, match="item 3") as info:
+                ex.submit(explode, 3).result(timeout=HANG_GUARD_S)
+            assert isinstance(info.value.__cause__, RemoteTraceback)
+            assert "explode" in str(info.value.__cause__)
+            out = list(ex.pmap(explode, range(6), errors="collect"))
+        assert [out[i] for i in (0, 1, 2, 4, 5)] == [0, 1, 2, 4, 5]
+        error: Any = out[3]
+        assert isinstance(error, TaskError)
+        assert error.index == 3
+        assert isinstance(error.exception, Boom)
+
+    def test_pmap_backend_interpreters_keeps_order() -> None:
+        assert list(pmap(abs, range(-50, 50), backend="interpreters", workers=2)) == [
+            abs(x) for x in range(-50, 50)
+        ]
