@@ -53,11 +53,33 @@ def test_overhead_has_a_pool_start_row_per_start_method(outputs: Path) -> None:
     doc = json.loads((outputs / "report.json").read_text())
     overhead = next(s for s in doc["sections"] if s["id"] == "overhead")
     starts = {
-        r["name"].rpartition(", ")[2]: r for r in overhead["rows"] if "start to first results" in r["name"]
+        r["name"].rpartition(", ")[2]: r
+        for r in overhead["rows"]
+        if r["name"].startswith("ProcessExecutor") and "start to first results" in r["name"]
     }
     assert set(starts) == set(multiprocessing.get_all_start_methods())
     for row in starts.values():
         assert 0 < row["time_s"] <= row["median_s"] < 60, row
+
+
+def test_subinterpreters_have_rows_that_ran_or_say_why(outputs: Path) -> None:
+    from manycore import backends
+
+    reason = backends()["interpreters"]
+    doc = json.loads((outputs / "report.json").read_text())
+    rows = [
+        r
+        for s in doc["sections"]
+        if s["id"] in ("overhead", "gil")
+        for r in s["rows"]
+        if "Interpreter" in r["name"] or "subinterpreters" in r["name"]
+    ]
+    assert len(rows) == 3, [r["name"] for r in rows]  # submit + result, pool start, CPU-bound Python
+    for row in rows:
+        if reason is None:
+            assert row["time_s"] > 0, row
+        else:
+            assert reason in row["values"]["note"], row
 
 
 def test_json_matches_the_schema(outputs: Path) -> None:

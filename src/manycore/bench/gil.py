@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from .. import _build
+from ..executors import backends, get_executor
 from ..executors.process import ProcessExecutor
 from ._context import BenchContext, busy
 from ._timing import time_call, time_interleaved
@@ -22,7 +23,7 @@ def run(ctx: BenchContext) -> Section:
     items = [iterations] * t
     ctx.say("gil: CPU-bound Python on threads / processes / native threads")
     with ThreadPoolExecutor(t) as tp, ProcessExecutor(t) as pp:
-        list(pp.map(busy, items[:1]))  # start the workers outside the timing
+        list(pp.map(busy, [1] * t))  # start every worker outside the timing
         timings = time_interleaved(
             {
                 "serial": lambda: [busy(i) for i in items],
@@ -33,6 +34,24 @@ def run(ctx: BenchContext) -> Section:
             repeats=2 if ctx.tiny else 3,
             warmup=0,
         )
+    # Subinterpreters on their own, against serial again: no process starts while they live
+    # (CPython 3.13.0 could abort doing that: docs/executors.md).
+    interpreters_missing = backends()["interpreters"]
+    interpreters_x = None
+    if interpreters_missing is None:
+        ctx.say("gil: CPU-bound Python on subinterpreters")
+        with get_executor("interpreters", max_workers=t) as ip:
+            list(ip.map(busy, [1] * t))  # start the subinterpreters outside the timing
+            paired = time_interleaved(
+                {
+                    "serial": lambda: [busy(i) for i in items],
+                    "interpreters": lambda: list(ip.map(busy, items)),
+                },
+                repeats=2 if ctx.tiny else 3,
+                warmup=0,
+            )
+        timings["interpreters"] = paired["interpreters"]
+        interpreters_x = paired["serial"].best_s / paired["interpreters"].best_s
     base = timings["serial"].best_s
     gil_on = _build.gil_enabled()
     section.add(f"serial: {t} calls of a pure-Python loop", timings["serial"], speedup=1.0)
@@ -43,6 +62,14 @@ def run(ctx: BenchContext) -> Section:
         timings["processes"],
         speedup=base / timings["processes"].best_s,
     )
+    if interpreters_x is not None:
+        section.add(
+            f"subinterpreters ({t}): one GIL each, in this process",
+            timings["interpreters"],
+            speedup=interpreters_x,
+        )
+    else:
+        section.add(f"subinterpreters ({t})", note=f"not available: {interpreters_missing}")
     native_x = base / timings["native"].best_s
     section.add(
         f"native pthreads ({t}) calling Python: {threads_verdict(native_x, gil_on)}",

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .. import _extras
+from ..executors import backends, get_executor
 from ..executors.process import ProcessExecutor
 from ._context import BenchContext, busy
 from ._timing import Timing, calibrate_number, time_call, time_interleaved
@@ -92,6 +93,13 @@ def run(ctx: BenchContext) -> Section:
     with ProcessExecutor(t) as pp:
         pp.submit(_noop).result()
         add("ProcessExecutor submit + result", lambda: pp.submit(_noop).result())
+    interpreters_missing = backends()["interpreters"]
+    if interpreters_missing is None:
+        with get_executor("interpreters", max_workers=t) as ip:
+            ip.submit(_noop).result()
+            add("InterpreterExecutor submit + result", lambda: ip.submit(_noop).result())
+    else:
+        section.add("InterpreterExecutor submit + result", note=f"not available: {interpreters_missing}")
     with multiprocessing.get_context().Pool(t) as mp:
         mp.apply(_noop)
         add("multiprocessing.Pool.apply", lambda: mp.apply(_noop))
@@ -143,6 +151,22 @@ def _pool_starts(ctx: BenchContext, section: Section) -> None:
             timing,
             per_call_us=timing.best_s * 1e6,
         )
+    name = f"InterpreterExecutor({workers}) start to first results"
+    reason = backends()["interpreters"]
+    if reason is not None:
+        section.add(name, note=f"not available: {reason}")
+        return
+    samples = []
+    for attempt in range(1 + (1 if ctx.tiny else ctx.repeats)):
+        t0 = time.perf_counter()
+        with get_executor("interpreters", max_workers=workers) as interpreters:
+            # one call per worker, submitted at once: each finds no free worker and starts one
+            for future in [interpreters.submit(_noop) for _ in range(workers)]:
+                future.result()
+            if attempt > 0:
+                samples.append(time.perf_counter() - t0)
+    timing = Timing(min(samples), statistics.median(samples), len(samples), 1)
+    section.add(name, timing, per_call_us=timing.best_s * 1e6)
 
 
 def _ipc(ctx: BenchContext, section: Section) -> None:
