@@ -20,6 +20,7 @@ import importlib.util
 import os
 import re
 import sys
+import sysconfig
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -515,6 +516,9 @@ def test_backends_says_why_interpreters_are_missing() -> None:
         assert reason is not None
         assert "3.13" in reason, reason
         assert "3.14" in reason, reason
+    elif sys.version_info[:3] == (3, 13, 0) and not sysconfig.get_config_var("Py_GIL_DISABLED"):
+        assert reason is not None
+        assert "disabled on CPython 3.13.0" in reason, reason
     elif importlib.util.find_spec("interpreters_backport") is None:
         assert reason is not None
         assert "manycore[interpreters]" in reason, reason

@@ -41,9 +41,9 @@ Extension modules must support subinterpreters to be imported there
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 import threading
-import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from types import ModuleType
@@ -51,41 +51,40 @@ from typing import Any, TypeVar
 
 from .._cpus import available_cpus
 from .._workers import serialize
-from ._contract import ManycoreExecutor, MapPlan, check_max_workers
 from ._interp_api import interpreters_module
-from ._threadpool import ThreadPool, stop
+from ._threadpool import ThreadPool
+from .thread import Initializer, ThreadExecutor
 
 R = TypeVar("R")
 
 _names = itertools.count()
+#: One subinterpreter starts (is created and imports manycore) at a time, and no fork() and no
+#: shutdown of an executor returns while one starts: on CPython 3.13.0 a process started during
+#: a subinterpreter's start aborted the whole process now and then (a free() of a bad pointer).
+_starting = threading.Lock()
+_starts = threading.Condition()
+_starts_in_progress = 0
 _worker = threading.local()  # .state: (interpreter, results queue) of this worker thread
 
 
-class InterpreterExecutor(ManycoreExecutor):
-    """Calls in subinterpreters, one per worker thread (see the module docstring)."""
+class InterpreterExecutor(ThreadExecutor):
+    """Calls in subinterpreters, one per worker thread (see the module docstring).
+
+    A ``ThreadExecutor`` whose threads each own a subinterpreter, as the
+    stdlib's ``InterpreterPoolExecutor`` is a ``ThreadPoolExecutor``.
+    """
 
     backend_name = "interpreters"
 
-    def __init__(
-        self,
-        max_workers: int | None = None,
-        thread_name_prefix: str = "",
-        initializer: Callable[..., object] | None = None,
-        initargs: tuple[Any, ...] = (),
-    ) -> None:
+    @classmethod
+    def _default_workers(cls) -> int:
+        return available_cpus()
+
+    def _make_pool(self, count: int, prefix: str, init: Initializer, initargs: tuple[Any, ...]) -> ThreadPool:
         api = interpreters_module()
-        count = check_max_workers(max_workers, available_cpus())
-        if initializer is not None and not callable(initializer):
-            raise TypeError("initializer must be a callable")
-        setup = None if initializer is None else _payload(initializer, tuple(initargs), {}, "initializer")
-        self._pool = ThreadPool(
-            count,
-            thread_name_prefix or f"InterpreterExecutor-{next(_names)}",
-            _start_worker,
-            (api, setup),
-            finalizer=_close_worker,
-        )
-        self._finalizer = weakref.finalize(self, stop, self._pool)
+        setup = None if init is None else _payload(init, tuple(initargs), {}, "initializer")
+        prefix = prefix or f"InterpreterExecutor-{next(_names)}"
+        return ThreadPool(count, prefix, _start_worker, (api, setup), finalizer=_close_worker)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -96,10 +95,11 @@ class InterpreterExecutor(ManycoreExecutor):
             return str(exc)
         return None
 
-    @property
-    def max_workers(self) -> int:
-        """How many subinterpreters run calls at once."""
-        return self._pool.max_workers
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """``ThreadPoolExecutor.shutdown``; even with ``wait=False`` it returns only once no
+        subinterpreter of any executor is still starting (see ``_starting``)."""
+        super().shutdown(wait, cancel_futures=cancel_futures)
+        _wait_for_starts()
 
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
         if not callable(fn):
@@ -107,13 +107,6 @@ class InterpreterExecutor(ManycoreExecutor):
         payload = _payload(fn, args, kwargs, "fn")
         future: Future[R] = self._pool.submit(_run, (payload,), {})
         return future
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self._pool.shutdown(wait, cancel_futures)
-
-    def map_plan(self) -> MapPlan:
-        """Batches on ``max_workers`` subinterpreters; a call that overran ``task_timeout`` is abandoned."""
-        return MapPlan(workers=self.max_workers, abandon=self._pool.abandon)
 
 
 def _payload(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], what: str) -> bytes:
@@ -139,20 +132,40 @@ def _payload(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, An
 
 def _start_worker(api: ModuleType, setup: bytes | None) -> None:
     """Worker thread: create this thread's subinterpreter, ready to run calls (then the initializer)."""
-    interp = api.create()
+    global _starts_in_progress
+    with _starts:
+        _starts_in_progress += 1
     try:
-        results = api.create_queue()
-        # the caller's import path, as multiprocessing gives a spawned child: fn's module is found
-        interp.prepare_main(_manycore_sys_path=tuple(sys.path))
-        interp.exec("import sys; sys.path[:] = _manycore_sys_path; import manycore.executors._interp_driver")
-        interp.prepare_main(_manycore_results=results)
-        _worker.state = (interp, results)
+        with _starting:
+            interp = api.create()
+            try:
+                results = api.create_queue()
+                # the caller's import path, as multiprocessing gives a spawned child: fn's module is found
+                interp.prepare_main(_manycore_sys_path=tuple(sys.path))
+                interp.exec(
+                    "import sys; sys.path[:] = _manycore_sys_path; import manycore.executors._interp_driver"
+                )
+                interp.prepare_main(_manycore_results=results)
+            except BaseException:
+                interp.close()
+                raise
+    finally:
+        with _starts:
+            _starts_in_progress -= 1
+            _starts.notify_all()
+    _worker.state = (interp, results)
+    try:
         if setup is not None:
             _run(setup)
     except BaseException:
-        _worker.state = None
-        interp.close()
+        _close_worker()
         raise
+
+
+def _wait_for_starts() -> None:
+    """Until no subinterpreter is starting (each start takes milliseconds)."""
+    with _starts:
+        _starts.wait_for(lambda: _starts_in_progress == 0)
 
 
 def _close_worker() -> None:
@@ -175,3 +188,16 @@ def _run(payload: bytes) -> Any:
     if ok:
         return value
     raise value.exception()
+
+
+def _reset_after_fork() -> None:
+    """In a forked child: no subinterpreter of the parent's starts here."""
+    global _starting, _starts, _starts_in_progress
+    _starting, _starts, _starts_in_progress = threading.Lock(), threading.Condition(), 0
+
+
+if hasattr(os, "register_at_fork"):
+    # no fork() while a subinterpreter starts (see _starting)
+    os.register_at_fork(
+        before=_starting.acquire, after_in_parent=_starting.release, after_in_child=_reset_after_fork
+    )

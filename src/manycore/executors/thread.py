@@ -38,6 +38,7 @@ from ._contract import ManycoreExecutor, MapPlan, check_max_workers
 from ._threadpool import ThreadPool, stop
 
 R = TypeVar("R")
+Initializer = Callable[..., object] | None
 
 
 class ThreadExecutor(ThreadPoolExecutor, ManycoreExecutor):
@@ -52,11 +53,19 @@ class ThreadExecutor(ThreadPoolExecutor, ManycoreExecutor):
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
     ) -> None:
-        count = check_max_workers(max_workers, default_max_workers())
+        count = check_max_workers(max_workers, self._default_workers())
         # the stdlib's own checks (initializer callable); it starts no thread
         super().__init__(count, thread_name_prefix, initializer, initargs)
-        self._pool = ThreadPool(count, thread_name_prefix, initializer, initargs)
+        self._pool = self._make_pool(count, thread_name_prefix, initializer, initargs)
         self._finalizer = weakref.finalize(self, stop, self._pool)
+
+    @classmethod
+    def _default_workers(cls) -> int:
+        return default_max_workers()
+
+    def _make_pool(self, count: int, prefix: str, init: Initializer, initargs: tuple[Any, ...]) -> ThreadPool:
+        """The pool of threads behind this executor (subclasses give the threads more to do)."""
+        return ThreadPool(count, prefix, init, initargs)
 
     @property
     def max_workers(self) -> int:
