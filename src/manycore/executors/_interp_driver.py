@@ -16,7 +16,10 @@ from .._workers import serialize
 from .._workers.report import FailureReport
 from ._interp_api import interpreters_module
 
-interpreters_module()  # the queue type must be known here before a queue is bound
+try:
+    interpreters_module()  # in a subinterpreter: the queue type must be known before a queue is bound
+except ImportError:
+    pass  # imported where subinterpreters are unavailable (an import-everything check): never used there
 
 
 def serve() -> None:

@@ -190,8 +190,16 @@ def _run(payload: bytes) -> Any:
     raise value.exception()
 
 
+def _before_fork() -> None:
+    _starting.acquire()  # the lock of now: a forked child replaces it (below)
+
+
+def _after_fork_in_parent() -> None:
+    _starting.release()
+
+
 def _reset_after_fork() -> None:
-    """In a forked child: no subinterpreter of the parent's starts here."""
+    """In a forked child: no subinterpreter of the parent's starts here (the held lock stays behind)."""
     global _starting, _starts, _starts_in_progress
     _starting, _starts, _starts_in_progress = threading.Lock(), threading.Condition(), 0
 
@@ -199,5 +207,5 @@ def _reset_after_fork() -> None:
 if hasattr(os, "register_at_fork"):
     # no fork() while a subinterpreter starts (see _starting)
     os.register_at_fork(
-        before=_starting.acquire, after_in_parent=_starting.release, after_in_child=_reset_after_fork
+        before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_reset_after_fork
     )
