@@ -34,9 +34,16 @@ def test_an_urgent_call_gets_a_thread_after_the_only_one_took_its_next_call_from
     try:
         first = pool.submit(gate.wait, (WAIT_S,), {})
         # runs on the pool's thread as the first call ends, before that thread counts itself free
-        first.add_done_callback(lambda _: second.append(pool.submit(waits_for_an_urgent_call, (), {})))
+        appended = threading.Event()
+
+        def submit_second(_: object) -> None:
+            second.append(pool.submit(waits_for_an_urgent_call, (), {}))
+            appended.set()
+
+        first.add_done_callback(submit_second)
         gate.set()
         assert first.result(timeout=WAIT_S) is True
+        assert appended.wait(WAIT_S)  # callbacks run after result() waiters are woken
         assert len(second) == 1
         assert second[0].result(timeout=2 * WAIT_S) is True, "the urgent call never got a thread"
     finally:
