@@ -28,19 +28,7 @@ from typing import Any
 
 from .. import _errors, _extras
 from . import _face, _header
-from ._face import (
-    Bounds,
-    Buf,
-    BufSpec,
-    CallbackState,
-    CheckResult,
-    Exec,
-    LibBackend,
-    Number,
-    PoolBase,
-    Task,
-    scalar_of,
-)
+from ._face import Bounds, Buf, CallbackState, Exec, LibBackend, Number, PoolBase, Task, scalar_of
 from ._library import core_library_path
 
 cffi = _extras.require("cffi", extra="cffi", feature="manycore.ffi.cffi_core")
@@ -136,7 +124,9 @@ class _CffiBackend(LibBackend):
         status = lib.mc_pool_create(handle, threads, os_error)
         return int(status), handle[0] if status == _errors.OK else None, int(os_error[0])
 
-    def check_args(self, kernel: str, bufs: Sequence[BufSpec], dims: tuple[int, ...]) -> CheckResult:
+    def check_args(
+        self, kernel: str, bufs: Sequence[_face.BufSpec], dims: tuple[int, ...]
+    ) -> _face.CheckResult:
         descs = ffi.new("mc_buf[]", len(bufs))
         formats = [ffi.new("char[]", b.format.encode("utf-8", "replace")) for b in bufs]
         for d, b, fmt in zip(descs, bufs, formats, strict=True):

@@ -31,19 +31,7 @@ from typing import Any
 
 from .. import _errors
 from . import _face, _header
-from ._face import (
-    Bounds,
-    Buf,
-    BufSpec,
-    CallbackState,
-    CheckResult,
-    Exec,
-    LibBackend,
-    Number,
-    PoolBase,
-    Task,
-    scalar_of,
-)
+from ._face import Bounds, Buf, CallbackState, Exec, LibBackend, Number, PoolBase, Task, scalar_of
 from ._library import core_library_path
 
 __all__ = [
@@ -189,7 +177,9 @@ class _CtypesBackend(LibBackend):
         status = lib.mc_pool_create(ctypes.byref(handle), threads, ctypes.byref(os_error))
         return status, handle.value, os_error.value
 
-    def check_args(self, kernel: str, bufs: Sequence[BufSpec], dims: tuple[int, ...]) -> CheckResult:
+    def check_args(
+        self, kernel: str, bufs: Sequence[_face.BufSpec], dims: tuple[int, ...]
+    ) -> _face.CheckResult:
         descs = (_BufDesc * len(bufs))()
         for d, b in zip(descs, bufs, strict=True):
             d.data = b.address or None
