@@ -78,3 +78,11 @@ def sleeps_on_one(x: int) -> int:
     if x == 1:
         time.sleep(600)  # far longer than the scenario may run: only abandonment lets it exit
     return x
+
+
+def python_cpu(n: int) -> int:
+    """Pure-Python CPU work that holds the GIL (a few ms per item at n=60_000)."""
+    total = 0
+    for i in range(n):
+        total += i * i % 7
+    return total

@@ -9,6 +9,10 @@ behaviour tests are defined where it exists (3.13 and 3.13t in CI).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
+import os
+import re
+import subprocess
 import sys
 import sysconfig
 import threading
@@ -16,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from light_tasks import HANG_GUARD_S
+from light_tasks import HANG_GUARD_S, python_cpu
 from manycore import TaskError, backends, get_executor, pmap
 from manycore.errors import RemoteTraceback
 
@@ -36,6 +40,66 @@ def test_the_backend_is_there_or_says_why() -> None:
         with pytest.raises(ImportError) as info:
             get_executor("subinterpreters")
         assert str(info.value) == REASON
+
+
+AUTO = r"""
+import io, contextlib, json, sys
+sys.path.insert(0, {tests!r})
+from manycore import pmap
+from light_tasks import python_cpu
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    out = list(pmap({fn}, [60_000] * 24, explain=True))
+assert out == [python_cpu(60_000)] * 24
+print(json.dumps(err.getvalue()))
+"""
+
+
+def numpy_python_cpu(n: int) -> int:
+    """The same work from a module that imports NumPy (which cannot load in a subinterpreter)."""
+    import numpy
+
+    return int(numpy.int64(python_cpu(n)))
+
+
+def auto_explained(fn: str) -> tuple[str, dict[str, float]]:
+    """pmap(auto) of GIL-holding Python in a fresh interpreter with the GIL on: (backend, measurements)."""
+    code = AUTO.format(tests=os.path.dirname(__file__), fn=fn)
+    if fn == "numpy_python_cpu":
+        code = code.replace(
+            "from light_tasks import python_cpu",
+            "from light_tasks import python_cpu\nfrom test_interpreters import numpy_python_cpu",
+        )
+    env = {**os.environ, "PYTHON_GIL": "1"} if sysconfig.get_config_var("Py_GIL_DISABLED") else None
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_GUARD_S, env=env
+    )
+    assert r.returncode == 0, r.stderr
+    explain = json.loads(r.stdout)
+    backend = re.search(r"backend=(\w+)", explain)
+    assert backend is not None, explain
+    measured = {k: float(v) for k, v in re.findall(r"^\s+(\w+) = (\S+)$", explain, re.M)}
+    return backend.group(1), measured
+
+
+def test_auto_tries_subinterpreters_for_gil_holding_python_where_they_exist() -> None:
+    """On a GIL build with subinterpreters, auto runs an item in one and takes them over processes
+    exactly when that started faster than a process does (both measured, both in explain)."""
+    backend, measured = auto_explained("python_cpu")
+    if REASON is not None:
+        assert backend == "processes"
+        assert "interpreter_start_s" not in measured
+        return
+    assert "interpreter_start_s" in measured, measured
+    assert "process_start_s" in measured, measured
+    faster = measured["interpreter_start_s"] <= measured["process_start_s"]
+    assert backend == ("interpreters" if faster else "processes"), measured
+
+
+def test_auto_leaves_subinterpreters_out_when_fn_cannot_run_there() -> None:
+    backend, measured = auto_explained("numpy_python_cpu")
+    assert backend == "processes"
+    assert "interpreter_start_s" not in measured
 
 
 # ---------------------------------------------------------------- tasks (pickled by name)
@@ -84,6 +148,16 @@ def initialized() -> list[str]:
 
 def fail_init() -> None:
     raise RuntimeError("initializer failed on purpose")
+
+
+def fill(view: memoryview, value: int) -> tuple[str, int]:
+    for i in range(len(view)):
+        view[i] = value
+    return type(view).__name__, len(view)
+
+
+def view_sum(view: memoryview) -> int:
+    return sum(view)
 
 
 if REASON is None:
@@ -146,3 +220,27 @@ if REASON is None:
         assert list(pmap(abs, range(-50, 50), backend="interpreters", workers=2)) == [
             abs(x) for x in range(-50, 50)
         ]
+
+    def test_memoryviews_are_shared_not_copied() -> None:
+        """A memoryview anywhere in the arguments (or a pmap's items) is the caller's memory."""
+        data = bytearray(1000)
+        with get_executor("interpreters", max_workers=2) as ex:
+            assert ex.submit(fill, memoryview(data), 7).result(timeout=HANG_GUARD_S) == ("memoryview", 1000)
+            assert data == bytearray([7]) * 1000  # written through, in place
+            # a strided view, as a keyword argument
+            assert ex.submit(fill, view=memoryview(data)[::2], value=1).result(timeout=HANG_GUARD_S)[1] == 500
+            assert data[:4] == bytearray([1, 7, 1, 7])
+            # slices of one buffer as pmap items (batched), and a typed, read-only view
+            whole = memoryview(data)
+            assert list(ex.pmap(view_sum, [whole[i : i + 100] for i in range(0, 1000, 100)])) == [400] * 10
+            del whole
+            numbers = memoryview(bytes(range(10))).cast("B", (2, 5))
+            assert ex.submit(memoryview.tolist, numbers).result(timeout=HANG_GUARD_S) == [
+                [0, 1, 2, 3, 4],
+                [5, 6, 7, 8, 9],
+            ]
+            with pytest.raises(TypeError, match="read-only memory"):
+                ex.submit(fill, memoryview(b"abc"), 0).result(timeout=HANG_GUARD_S)
+            # once result() returns, nothing holds the export: the buffer can be resized
+            data.append(0)
+        assert len(data) == 1001

@@ -229,6 +229,23 @@ def test_task_timeout_on_threads_abandons_the_item() -> None:
     assert [out[0], out[2], out[3]] == [0, 2, 3]
 
 
+@pytest.mark.parametrize("kind", ["ThreadExecutor", "stdlib"])
+def test_task_timeout_counts_from_when_the_call_starts(kind: str) -> None:
+    """A worker that takes longer to start than task_timeout (here a slow initializer; a new
+    subinterpreter is one) does not time its first item out: the clock starts with the call."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from manycore.executors import ThreadExecutor
+
+    make = {"ThreadExecutor": ThreadExecutor, "stdlib": ThreadPoolExecutor}[kind]
+    with make(max_workers=1, initializer=time.sleep, initargs=(2.5,)) as executor:
+        t0 = time.monotonic()
+        out = list(pmap(abs, [-1, -2, -3], executor=executor, task_timeout=1.5, errors="collect"))
+        took = time.monotonic() - t0
+    assert out == [1, 2, 3]
+    assert took >= 2.5  # the initializer did delay the first call past task_timeout
+
+
 def test_overall_timeout() -> None:
     t0 = time.monotonic()
     with pytest.raises(TimeoutError):

@@ -16,7 +16,10 @@ What ``pmap`` guarantees (each point is tested):
   ``errors="collect"`` puts a :class:`TaskError` ``(index, exception,
   traceback)`` in place of each failed item and goes on.
 * **Timeouts.**  ``timeout`` bounds the whole map (``TimeoutError``).
-  ``task_timeout`` bounds each item: on processes the stuck worker is killed
+  ``task_timeout`` bounds each item's own run, counted from when its call
+  starts (time spent queued or waiting for a worker to start does not count;
+  on Dask, which cannot see a task start, from when it was submitted): on
+  processes the stuck worker is killed
   (even inside a C loop holding the GIL) and replaced, and the item fails with
   ``TimeoutError``; threads cannot be killed, so there the item fails with
   ``TimeoutError`` and its thread is abandoned to finish in the background.
@@ -28,8 +31,9 @@ What ``pmap`` guarantees (each point is tested):
 * **backend="auto"** times a few items serially in the calling thread, checks
   their CPU-to-wall ratio (waiting or GIL-releasing work runs well on threads),
   tries threads on a sample when the work is CPU-bound, estimates what
-  shipping an item to a process costs, and picks serial, threads, processes
-  or native with a chunk size aiming at ~20 ms per chunk.  Trivial functions
+  shipping an item to a process costs, and picks serial, threads, processes,
+  subinterpreters (where they exist and start faster than processes) or
+  native with a chunk size aiming at ~20 ms per chunk.  Trivial functions
   stay serial.  Inside a daemonic process (pmap's own workers, Pipeline
   process stages), which may not start processes, it picks threads instead.
   On a free-threaded build with the GIL off (``python3.13t``), CPU-bound work

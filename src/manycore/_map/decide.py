@@ -12,14 +12,17 @@ function (weakly) and says why (``explain=True``).
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 import math
 import multiprocessing
+import os
 import pickle
 import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +54,8 @@ class Decision:
     reason: str
     measurements: dict[str, float] = field(default_factory=dict)
     gil: bool = field(default_factory=_build.gil_enabled)  # the GIL's state when it was decided
+    # an executor the probe started and the map goes on with (never cached)
+    warm: Executor | None = field(default=None, repr=False, compare=False)
 
     def explain(self) -> str:
         lines = [f"pmap: backend={self.backend} workers={self.workers} chunksize={self.chunksize}"]
@@ -171,14 +176,14 @@ def decide(
         m["remaining_items"] = remaining
         chunk = min(chunk, max(1, math.ceil(remaining / n_workers)))
 
-    def decided(backend: str, reason: str) -> tuple[Decision, Batch | None]:
+    def decided(backend: str, reason: str, warm: Executor | None = None) -> tuple[Decision, Batch | None]:
         d = Decision(backend, chunk, 1 if backend == "serial" else n_workers, reason, m)
         with _decisions_lock:
             try:
                 _decisions[key] = d
             except TypeError:
                 pass
-        return d, probed
+        return dataclasses.replace(d, warm=warm), probed
 
     if remaining == 0 or source.done:
         return Decision("serial", 1, 1, "the probe consumed the whole input", m), probed
@@ -213,9 +218,17 @@ def decide(
         )
     if per_item < 4 * ship:
         return decided("serial", "shipping an item to a process costs more than running it")
-    if not _can_start_processes():
-        return decided("threads", _NO_PROCESSES_REASON)
-    return decided("processes", "CPU-bound Python that holds the GIL: processes run it in parallel")
+    # 4. Processes, or subinterpreters (one GIL each) where they exist and start faster.
+    can_fork = _can_start_processes()
+    why_not = ""
+    if task_timeout is None and deadline is None:  # else processes: a stuck worker can be killed
+        verdict = _try_interpreters(fn, source, probed, n_workers, per_item, can_fork, m)
+        if isinstance(verdict, tuple):
+            return decided("interpreters", *verdict)
+        why_not = verdict
+    if not can_fork:
+        return decided("threads", _NO_PROCESSES_REASON + why_not)
+    return decided("processes", "CPU-bound Python that holds the GIL: processes run it in parallel" + why_not)
 
 
 def _after_overrun(chunksize: int | None, n_workers: int, probed: int) -> Decision:
@@ -240,6 +253,83 @@ _NO_PROCESSES_REASON = (
 def _can_start_processes() -> bool:
     """False in a daemonic process (pmap's own workers): multiprocessing forbids it to have children."""
     return not multiprocessing.current_process().daemon
+
+
+_process_starts: dict[int, float] = {}  # pid -> seconds from a process executor's start to its first result
+
+
+def _process_start_s() -> float:
+    """What starting worker processes costs here: a one-worker ``ProcessExecutor`` to its first
+    result (fork or forkserver, as the engine would start them), measured once per process."""
+    pid = os.getpid()
+    if pid not in _process_starts:
+        from ..executors.process import ProcessExecutor
+
+        t0 = time.perf_counter()
+        with ProcessExecutor(max_workers=1) as executor:
+            executor.submit(int).result()
+            _process_starts[pid] = time.perf_counter() - t0
+    return _process_starts[pid]
+
+
+def _try_interpreters(
+    fn: Callable[[Any], Any],
+    source: Input,
+    probed: Batch,
+    n_workers: int,
+    per_item: float,
+    can_fork: bool,
+    m: dict[str, float],
+) -> tuple[str, Executor] | str:
+    """Run one item in a new subinterpreter: ``(reason, the executor to go on with)`` when that
+    started faster than processes do (or processes cannot start), else why not (for the reason).
+
+    Subinterpreters exist only on CPython 3.14 (3.13 with ``manycore[interpreters]``); where they
+    do not, nothing is tried.  The item's result joins ``probed``.
+    """
+    from ..executors.interpreters import InterpreterExecutor
+
+    if not _build.gil_enabled() or InterpreterExecutor.unavailable_reason() is not None:
+        return ""
+    process_start = _process_start_s() if can_fork else math.inf  # before any subinterpreter starts
+    index, one = source.take(1)
+    if not one:
+        return ""
+    probe_indexes, probe_values, probe_failures = probed
+    assert isinstance(probe_indexes, list)
+    executor = InterpreterExecutor(max_workers=n_workers)
+    t0 = time.perf_counter()
+    problem: BaseException | None
+    try:
+        values, failures = executor.submit(run_chunk, fn, one, with_traceback_text=True).result()
+        problem = next((exc for exc, _ in failures.values() if isinstance(exc, ImportError)), None)
+    except Exception as exc:  # fn or the item cannot cross, or the subinterpreter broke
+        problem = exc
+    wall = time.perf_counter() - t0
+    if problem is not None:
+        executor.shutdown(wait=True)
+        values, failures = run_chunk(fn, one)  # the item runs here instead
+    for pos, failure in failures.items():
+        probe_failures[len(probe_values) + pos] = failure
+    probe_indexes.append(index[0])
+    probe_values.extend(values)
+    if problem is not None:
+        lines = [line for line in str(problem).splitlines() if line.strip()] or [""]
+        return f" (subinterpreters cannot run it: {type(problem).__name__}: {lines[-1].strip()[:200]})"
+    m["interpreter_start_s"] = start = max(0.0, wall - per_item)
+    if process_start == math.inf:
+        return (
+            "CPU-bound Python that holds the GIL, in a process that may not start processes: subinterpreters",
+            executor,
+        )
+    m["process_start_s"] = process_start
+    if start <= process_start:
+        return (
+            "CPU-bound Python that holds the GIL: subinterpreters (one GIL each) start faster than processes",
+            executor,
+        )
+    executor.shutdown(wait=True)
+    return " (a subinterpreter started slower than a process here)"
 
 
 def _shipping_cost(fn: Callable[[Any], Any], items: list[Any], results: list[Any]) -> float:

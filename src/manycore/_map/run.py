@@ -18,7 +18,14 @@ import itertools
 import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +82,10 @@ def plan_for(executor: Executor) -> MapPlan:
         return executor.map_plan()
     size = getattr(executor, "_max_workers", None)
     workers = size if isinstance(size, int) and size > 0 else available_cpus()
-    return MapPlan(workers=workers)
+    # The stdlib's pools mark a future running when its call starts (the
+    # process pool: when the call goes to its call queue, a worker free).
+    stdlib = isinstance(executor, (ThreadPoolExecutor, ProcessPoolExecutor))
+    return MapPlan(workers=workers, timed_from_start=stdlib)
 
 
 def run_map(request: MapRequest, source: Input, state: RunState) -> Iterator[list[Any]]:
@@ -159,7 +169,9 @@ def dispatch(
             _private_engine(decision.workers), request, source, decision, may_dispatch, expected
         )
         return
-    executor = request.executor or get_executor(decision.backend, max_workers=decision.workers)
+    executor = (
+        request.executor or decision.warm or get_executor(decision.backend, max_workers=decision.workers)
+    )
     plan = plan_for(executor)
     try:
         if plan.engine is not None:  # the executor's engine, or a private one while it is busy
@@ -283,7 +295,7 @@ def _run_executor(
 ) -> Iterator[Batch]:
     """Batches (or single items) as futures on ``executor``, at most a few per worker in flight."""
     per_item = plan.one_by_one or request.task_timeout is not None
-    flight = _Flight(request, executor, decision, per_item, plan.abandon)
+    flight = _Flight(request, executor, decision, per_item, plan.abandon, plan.timed_from_start)
     try:
         while True:
             flight.fill(source, may_dispatch)
@@ -305,6 +317,7 @@ class _Flight:
         decision: Decision,
         per_item: bool,
         abandon: Callable[[Future[Any], str], None] | None,
+        timed_from_start: bool = False,
     ) -> None:
         self.request = request
         self.abandon = abandon
@@ -313,7 +326,9 @@ class _Flight:
         self.per_item = per_item
         self.chunksize = 1 if per_item else decision.chunksize
         self.limit = decision.workers if request.task_timeout is not None else 2 * decision.workers
-        self.futures: dict[Future[Any], tuple[range, float]] = {}
+        self.timed_from_start = timed_from_start
+        # future -> [its indexes, when its task_timeout clock starts, whether it started]
+        self.futures: dict[Future[Any], list[Any]] = {}
 
     def fill(self, source: Input, may_dispatch: Callable[[], bool]) -> None:
         fn = self.request.fn
@@ -325,7 +340,7 @@ class _Flight:
                 future = self.executor.submit(fn, items[0])
             else:
                 future = self.executor.submit(run_chunk, fn, items, with_traceback_text=True)
-            self.futures[future] = (indexes, time.monotonic())
+            self.futures[future] = [indexes, time.monotonic(), not self.timed_from_start]
 
     def finished(self) -> Iterator[Batch]:
         """Wait for the first future to finish (or the next timeout check) and yield what is done."""
@@ -337,7 +352,7 @@ class _Flight:
             wait_s = min(wait_s, 0.05)
         done, _ = wait(list(self.futures), timeout=wait_s, return_when=FIRST_COMPLETED)
         for future in done:
-            indexes, _started = self.futures.pop(future)
+            indexes = self.futures.pop(future)[0]
             yield _future_batch(future, indexes, self.per_item)
         if deadline is not None and time.monotonic() >= deadline:
             raise TimeoutError(MAP_TIMEOUT_MESSAGE)
@@ -348,8 +363,19 @@ class _Flight:
         if task_timeout is None:
             return
         now = time.monotonic()
-        for future, (indexes, started) in list(self.futures.items()):
-            if now - started > task_timeout:
+        for future, entry in list(self.futures.items()):
+            indexes, since, started = entry
+            if not started:
+                # The clock starts when the call does: until its future turns
+                # running, ``since`` moves on with each check (so it is the
+                # last moment the call was seen not started, at most one
+                # check, 50 ms, before it started: never later).
+                if future.running() or future.done():
+                    entry[2] = True
+                else:
+                    entry[1] = now
+                continue
+            if now - since > task_timeout:
                 del self.futures[future]
                 if not future.cancel() and self.abandon is not None:
                     self.abandon(future, f"item {indexes[0]} of pmap({fn_name(self.request.fn)}, ...)")

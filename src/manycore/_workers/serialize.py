@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import io
 import mmap
 import os
 import pickle
@@ -65,6 +66,59 @@ def _refers_to_fileless_main(data: bytes) -> bool:
 
 def loads(data: bytes) -> Any:
     return pickle.loads(data)
+
+
+def dumps_sharing_views(obj: Any) -> tuple[bytes, tuple[memoryview, ...]]:
+    """``obj`` for a subinterpreter: :func:`dumps` with ``main_by_value``, memoryviews left out.
+
+    A memoryview does not pickle (cloudpickle would copy it into ``bytes``); a
+    subinterpreter can be handed one that shares the memory instead.  Each is
+    pickled as an index into the returned tuple (a persistent id) and comes
+    back with :func:`loads_views`.
+    """
+    try:
+        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return _views_apart(obj)  # lambdas, closures, memoryviews
+    if _MAIN not in data:
+        return data, ()
+    try:
+        return _views_apart(obj)
+    except Exception:
+        return data, ()
+
+
+def _views_apart(obj: Any) -> tuple[bytes, tuple[memoryview, ...]]:
+    views: list[memoryview] = []
+    out = io.BytesIO()
+    _ViewsApart(out, views).dump(obj)
+    return out.getvalue(), tuple(views)
+
+
+class _ViewsApart(cloudpickle.Pickler):  # type: ignore[misc]
+    def __init__(self, file: io.BytesIO, views: list[memoryview]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._views = views
+
+    def persistent_id(self, obj: Any) -> int | None:
+        if type(obj) is memoryview:
+            self._views.append(obj)
+            return len(self._views) - 1
+        return None
+
+
+class _ViewsBack(pickle.Unpickler):
+    def __init__(self, data: bytes, views: tuple[memoryview, ...]) -> None:
+        super().__init__(io.BytesIO(data))
+        self._views = views
+
+    def persistent_load(self, pid: int) -> memoryview:
+        return self._views[pid]
+
+
+def loads_views(data: bytes, views: tuple[memoryview, ...]) -> Any:
+    """The other side of :func:`dumps_sharing_views`: ``views`` are the memoryviews it left out."""
+    return _ViewsBack(data, views).load()
 
 
 Segment = tuple[str, int]  # (shared memory name, bytes)

@@ -85,12 +85,19 @@ class MapPlan:
         the item).  The executor must then wait for it neither in
         ``shutdown`` nor at interpreter exit.  ``None``: the executor has
         no such calls, or cannot let go of them.
+    ``timed_from_start``
+        ``task_timeout`` counts from the moment an item's future turns
+        running (its call started: a worker that is still starting, such as a
+        new subinterpreter, does not eat into it).  ``False`` (the default):
+        from ``submit``, for executors whose futures never report running
+        (Dask's client cannot see it).
     """
 
     workers: int
     one_by_one: bool = False
     engine: Callable[[], AbstractContextManager[Any]] | None = None
     abandon: Callable[[Future[Any], str], None] | None = None
+    timed_from_start: bool = False
 
 
 # The map functions behind ManycoreExecutor.pmap/pstarmap, set by manycore.pmap

@@ -2,6 +2,7 @@
 
 The worker thread (in the main interpreter) binds the call's payload (bytes:
 ``fn, args, kwargs`` pickled, lambdas by value) as ``__main__._manycore_payload``
+and the memoryviews it shares (left out of the pickle) as ``_manycore_views``,
 and calls :func:`serve` in the subinterpreter; the reply goes back as bytes on
 the results queue bound as ``__main__._manycore_results``:
 ``(True, value)``, or ``(False, FailureReport)`` for an exception of ``fn``
@@ -27,12 +28,14 @@ def serve() -> None:
     import __main__
     from manycore.executors._interp_driver import run
 
-    run(__main__._manycore_payload, __main__._manycore_results)
+    space = __main__.__dict__
+    run(space.pop("_manycore_payload"), space.pop("_manycore_views"), __main__._manycore_results)
 
 
-def run(payload: bytes, results: Any) -> None:
+def run(payload: bytes, views: tuple[memoryview, ...], results: Any) -> None:
     try:
-        fn, args, kwargs = serialize.loads(payload)
+        fn, args, kwargs = serialize.loads_views(payload, views) if views else serialize.loads(payload)
+        del views  # only fn's arguments keep the shared memory exported
         reply: tuple[bool, Any] = (True, fn(*args, **kwargs))
     except BaseException as exc:
         reply = (False, FailureReport.of(exc))

@@ -73,7 +73,7 @@ class WorkItem:
             return
         self.thread = threading.current_thread()
         try:
-            result = self.fn(*self.args, **self.kwargs)
+            result = self._call()
         except BaseException as exc:
             future._item = None  # future -> item -> future: break the cycle before waking waiters
             future.set_exception(exc)
@@ -82,6 +82,13 @@ class WorkItem:
         else:
             future._item = None
             future.set_result(result)
+
+    def _call(self) -> Any:
+        # Whoever result() wakes may reuse or free what the call took (a buffer
+        # it exported, say): neither the item nor this thread holds it by then.
+        fn, args, kwargs = self.fn, self.args, self.kwargs
+        del self.fn, self.args, self.kwargs
+        return fn(*args, **kwargs)
 
 
 class OwnFuture(Future[R]):

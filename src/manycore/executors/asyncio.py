@@ -214,7 +214,7 @@ class AsyncExecutor(ManycoreExecutor):
 
     def map_plan(self) -> MapPlan:
         """pmap hands items one at a time: each call is a coroutine (or a plain call) of its own."""
-        return MapPlan(workers=self.max_workers, one_by_one=True, abandon=self.abandon)
+        return MapPlan(workers=self.max_workers, one_by_one=True, abandon=self.abandon, timed_from_start=True)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

@@ -20,7 +20,9 @@ the constructor of ``ThreadPoolExecutor``/``InterpreterPoolExecutor``
   cloudpickle; others by name, imported in the subinterpreter, whose
   ``sys.path`` is the caller's at the time the worker starts).  Something
   that does not pickle is a ``TypeError`` at ``submit`` naming it; a result
-  that does not pickle fails that future;
+  that does not pickle fails that future.  A ``memoryview`` in the arguments
+  is not pickled but shared: the subinterpreter sees (and writes) the
+  caller's memory, no copy, until the call returns;
 * an exception raised by ``fn`` is set on the future as itself when it
   pickles, else as a :class:`~manycore.errors.RemoteError` naming its type;
   either way with the subinterpreter's traceback as ``__cause__`` (a
@@ -104,33 +106,38 @@ class InterpreterExecutor(ThreadExecutor):
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
         if not callable(fn):
             raise TypeError(f"fn must be callable, not {type(fn).__name__}")
-        payload = _payload(fn, args, kwargs, "fn")
-        future: Future[R] = self._pool.submit(_run, (payload,), {})
+        future: Future[R] = self._pool.submit(_run, _payload(fn, args, kwargs, "fn"), {})
         return future
 
 
-def _payload(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], what: str) -> bytes:
-    """``(fn, args, kwargs)`` pickled for a subinterpreter, or a ``TypeError`` naming what does not pickle."""
+Payload = tuple[bytes, tuple[memoryview, ...]]  # pickled (fn, args, kwargs), the memoryviews shared
+
+
+def _payload(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], what: str) -> Payload:
+    """``(fn, args, kwargs)`` for a subinterpreter, or a ``TypeError`` naming what cannot cross.
+
+    Pickled, except memoryviews (anywhere in it): those are shared, not copied."""
     try:
-        return serialize.dumps((fn, args, kwargs), main_by_value=True)
+        return serialize.dumps_sharing_views((fn, args, kwargs))
     except Exception as exc:
-        parts: list[tuple[str, object]] = [(what, fn)]
-        parts += [(f"{what} argument {i}", a) for i, a in enumerate(args)]
-        parts += [(f"{what} keyword argument {k!r}", v) for k, v in kwargs.items()]
-        culprit = "the call"
-        for name, obj in parts:
-            try:
-                serialize.dumps(obj, main_by_value=True)
-            except Exception:
-                culprit = name
-                break
-        raise TypeError(
-            f"{culprit} cannot be sent to a subinterpreter (everything that crosses is pickled): "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
+        first = exc
+    parts: list[tuple[str, object]] = [(what, fn)]
+    parts += [(f"{what} argument {i}", a) for i, a in enumerate(args)]
+    parts += [(f"{what} keyword argument {k!r}", v) for k, v in kwargs.items()]
+    culprit = "the call"
+    for name, obj in parts:
+        try:
+            serialize.dumps_sharing_views(obj)
+        except Exception:
+            culprit = name
+            break
+    raise TypeError(
+        f"{culprit} cannot be sent to a subinterpreter (everything that crosses is pickled, "
+        f"memoryviews aside): {type(first).__name__}: {first}"
+    ) from first
 
 
-def _start_worker(api: ModuleType, setup: bytes | None) -> None:
+def _start_worker(api: ModuleType, setup: Payload | None) -> None:
     """Worker thread: create this thread's subinterpreter, ready to run calls (then the initializer)."""
     global _starts_in_progress
     with _starts:
@@ -156,7 +163,7 @@ def _start_worker(api: ModuleType, setup: bytes | None) -> None:
     _worker.state = (interp, results)
     try:
         if setup is not None:
-            _run(setup)
+            _run(*setup)
     except BaseException:
         _close_worker()
         raise
@@ -178,11 +185,11 @@ def _close_worker() -> None:
     interp.close()
 
 
-def _run(payload: bytes) -> Any:
+def _run(payload: bytes, views: tuple[memoryview, ...]) -> Any:
     from ._interp_driver import serve
 
     interp, results = _worker.state
-    interp.prepare_main(_manycore_payload=payload)
+    interp.prepare_main(_manycore_payload=payload, _manycore_views=views)
     interp.call(serve)  # an exception of fn comes back as a reply; this raises only if the driver failed
     ok, value = serialize.loads(results.get())
     if ok:

@@ -361,4 +361,4 @@ class NativeExecutor(ManycoreExecutor):
 
     def map_plan(self) -> MapPlan:
         """Batches on ``max_workers`` native threads; a call that overran ``task_timeout`` is abandoned."""
-        return MapPlan(workers=self.max_workers, abandon=self._workers.abandon)
+        return MapPlan(workers=self.max_workers, abandon=self._workers.abandon, timed_from_start=True)

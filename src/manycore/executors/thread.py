@@ -85,7 +85,7 @@ class ThreadExecutor(ThreadPoolExecutor, ManycoreExecutor):
 
     def map_plan(self) -> MapPlan:
         """Batches on ``max_workers`` threads; a call that overran ``task_timeout`` is abandoned."""
-        return MapPlan(workers=self.max_workers, abandon=self._pool.abandon)
+        return MapPlan(workers=self.max_workers, abandon=self._pool.abandon, timed_from_start=True)
 
 
 def default_max_workers() -> int:
