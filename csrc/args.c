@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#define MC_SUPPORTED_FORMATS "b B h H i I l L q Q f d" /* manycore._errors.SUPPORTED_FORMATS */
+
 typedef struct {
     const char *name;
     int writable;
@@ -115,7 +117,7 @@ static int check_buffer(mc_buf *b, const buf_rule *rule, mc_arg_problem *p)
         return problem(p, MC_ARG_NOT_CONTIGUOUS, rule->name, NULL);
     b->dtype = parse_format(b->format, b->itemsize);
     if (b->dtype < 0)
-        return problem(p, MC_ARG_FORMAT, rule->name, "%s", format_of(b));
+        return problem(p, MC_ARG_FORMAT, rule->name, "'%s'; supported formats: " MC_SUPPORTED_FORMATS, format_of(b));
     if (rule->writable && b->readonly)
         return problem(p, MC_ARG_READONLY, rule->name, NULL);
     if (b->nbytes > 0 && (uintptr_t)b->data % b->itemsize != 0)
@@ -148,7 +150,8 @@ static int check_dot(const mc_buf *x, const mc_buf *y, mc_arg_problem *p)
 static int check_histogram(const mc_buf *out, uint64_t bins, mc_arg_problem *p)
 {
     if (out->dtype != MC_I64)
-        return problem(p, MC_ARG_FORMAT, "out", "%s", format_of(out));
+        return problem(p, MC_ARG_FORMAT, "out", "'%s'; out must be int64 ('q', or 'l' where long is 64-bit)",
+                       format_of(out));
     if (bins > SIZE_MAX)
         return problem(p, MC_ARG_TOO_BIG, "bins", "bins does not fit in memory");
     return check_length(out, "out", (size_t)bins, p);
@@ -157,7 +160,7 @@ static int check_histogram(const mc_buf *out, uint64_t bins, mc_arg_problem *p)
 static int check_mandelbrot(const mc_buf *out, uint64_t width, uint64_t height, mc_arg_problem *p)
 {
     if (out->dtype != MC_U32 && out->dtype != MC_I32)
-        return problem(p, MC_ARG_FORMAT, "out", "%s", format_of(out));
+        return problem(p, MC_ARG_FORMAT, "out", "'%s'; out must be uint32 or int32 ('I', 'i')", format_of(out));
     if (width > SIZE_MAX || height > SIZE_MAX || (height != 0 && width > SIZE_MAX / height))
         return problem(p, MC_ARG_TOO_BIG, "width", "width * height does not fit in memory");
     return check_length(out, "out", (size_t)(width * height), p);
@@ -167,7 +170,8 @@ static int check_matmul(mc_buf *bufs, uint64_t m, uint64_t k, uint64_t n, mc_arg
 {
     for (size_t i = 0; i < 3; i++)
         if (bufs[i].dtype != MC_F64)
-            return problem(p, MC_ARG_FORMAT, KERNELS[MC_K_MATMUL].bufs[i].name, "%s", format_of(&bufs[i]));
+            return problem(p, MC_ARG_FORMAT, KERNELS[MC_K_MATMUL].bufs[i].name,
+                           "'%s'; matmul takes float64 ('d') only", format_of(&bufs[i]));
     if (m > SIZE_MAX || k > SIZE_MAX || n > SIZE_MAX || (k && m > SIZE_MAX / k) || (n && k > SIZE_MAX / n) ||
         (n && m > SIZE_MAX / n))
         return problem(p, MC_ARG_TOO_BIG, "a", "matmul dimensions do not fit in memory");

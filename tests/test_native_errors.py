@@ -46,7 +46,13 @@ def _ids(cases: list[tuple[str, str, Callable[[Any], object]]]) -> list[str]:
 def test_non_buffer_is_type_error_naming_the_argument(
     case: str, arg: str, call: Callable[[Any], object], bad: object
 ) -> None:
-    with pytest.raises(TypeError, match=rf"^{arg} must support the buffer protocol") as ei:
+    # sum_of_squares also takes an int (the range form), and says so
+    either = (
+        r" must be an int .* or a buffer of numbers"
+        if case == "sum_of_squares"
+        else " must support the buffer"
+    )
+    with pytest.raises(TypeError, match=rf"^{arg}{either}") as ei:
         call(bad)
     assert type(bad).__name__ in str(ei.value)
 
@@ -74,7 +80,7 @@ def test_matmul_inputs_non_buffer() -> None:
 
 
 def test_sum_of_squares_float_scalar_is_not_a_buffer() -> None:
-    with pytest.raises(TypeError, match=r"^x must support the buffer protocol.*float"):
+    with pytest.raises(TypeError, match=r"^x must be an int .* or a buffer .*, not float$"):
         native.sum_of_squares(10.0)
 
 
@@ -218,7 +224,7 @@ def test_matmul_shapes() -> None:
         native.matmul(np.ones(4), np.ones((4, 4)))
     with pytest.raises(ValueError, match=r"^b has the wrong shape: expected 2 dimensions, got 3"):
         native.matmul(np.ones((4, 4)), np.ones((4, 4, 1)))
-    with pytest.raises(ValueError, match=r"^b has the wrong shape: a is 2x3 but b is 4x2"):
+    with pytest.raises(ValueError, match=r"^b has the wrong shape: a is 2x3 and b is 4x2"):
         native.matmul(np.ones((2, 3)), np.ones((4, 2)))
 
 
@@ -297,8 +303,13 @@ def test_read_only_inputs_are_fine() -> None:
 @pytest.mark.parametrize(
     ("call", "exc", "pattern"),
     [
-        (lambda: native.sum_of_squares(-1), ValueError, r"^n must be >= 0, got -1"),
-        (lambda: native.sum_of_squares(True), TypeError, r"^n must be an int, not bool"),
+        (lambda: native.sum_of_squares(-1), ValueError, r"^x must be >= 0, got -1"),
+        (lambda: native.sum_of_squares(True), TypeError, r"^x must be an int \(the sum of i\*i .* not bool$"),
+        (
+            lambda: native.sum_of_squares(3.0),
+            TypeError,
+            r"^x must be an int .* or a buffer of numbers .* not float$",
+        ),
         (lambda: native.count_primes(-1), ValueError, r"^n must be >= 0"),
         (lambda: native.count_primes(10.0), TypeError, r"^n must be an int, not float"),
         (lambda: native.count_primes("10"), TypeError, r"^n must be an int, not str"),
@@ -601,3 +612,30 @@ def test_output_buffers_released() -> None:
         native.histogram(F64, 3, 0.0, 8.0, out=hview)
     hview.release()
     assert_resizable(hist)
+
+
+# ================================================================ the wording users read (issue 19)
+def test_a_fortran_ordered_array_is_called_what_it_is() -> None:
+    with pytest.raises(ValueError, match=r"^x must be C-contiguous") as ei:
+        native.sum(np.asfortranarray(np.ones((3, 3))))
+    assert "a Fortran-ordered array or a strided view" in str(ei.value)
+    assert "numpy.ascontiguousarray()" in str(ei.value)
+
+
+def test_matmul_shapes_say_which_dimensions_disagree() -> None:
+    with pytest.raises(ValueError, match=r"^b has the wrong shape: a is 2x3 and b is 2x3; a's columns \(3\) "
+                       r"must equal b's rows \(2\)$"):  # fmt: skip
+        native.matmul(np.ones((2, 3)), np.ones((2, 3)))
+
+
+def test_format_errors_say_what_this_argument_takes() -> None:
+    with pytest.raises(
+        TypeError, match=r"^a has unsupported element format '[lq]'; matmul takes float64 \('d'\) only$"
+    ):
+        native.matmul(np.ones((2, 2), dtype=np.int64), np.ones((2, 2), dtype=np.int64))
+    with pytest.raises(TypeError, match=r"^out has unsupported element format 'd'; out must be int64 "):
+        native.histogram(np.arange(8.0), 4, 0.0, 8.0, out=np.zeros(4))
+    with pytest.raises(
+        TypeError, match=r"^out has unsupported element format 'f'; out must be uint32 or int32"
+    ):
+        native.mandelbrot(4, 3, 10, out=np.zeros((3, 4), dtype=np.float32))

@@ -62,11 +62,13 @@ _ARGUMENT: dict[int, tuple[type[BaseException], str]] = {
         "{arg} must support the buffer protocol (bytes, bytearray, array.array, "
         "memoryview, numpy.ndarray), not {detail}",
     ),
-    ARG_NOT_CONTIGUOUS: (ValueError, "{arg} must be C-contiguous (got a strided view; use a copy)"),
-    ARG_FORMAT: (
-        TypeError,
-        "{arg} has unsupported element format {detail!r}; supported formats: " + SUPPORTED_FORMATS,
+    ARG_NOT_CONTIGUOUS: (
+        ValueError,
+        "{arg} must be C-contiguous (row-major, in one block of memory); got a non-contiguous buffer "
+        "(a Fortran-ordered array or a strided view): pass a C-ordered copy, e.g. numpy.ascontiguousarray()",
     ),
+    # detail: the format, quoted, then what the argument accepts (format_detail() or the C core's)
+    ARG_FORMAT: (TypeError, "{arg} has unsupported element format {detail}"),
     ARG_READONLY: (ValueError, "{arg} is read-only; an output buffer must be writable"),
     ARG_LENGTH: (ValueError, "{arg} has the wrong length: {detail}"),
     ARG_MISALIGNED: (ValueError, "{arg} is not aligned to its item size ({detail} bytes)"),
@@ -76,6 +78,11 @@ _ARGUMENT: dict[int, tuple[type[BaseException], str]] = {
     ARG_OVERLAP: (ValueError, "{arg} must not share memory with the inputs: {detail}"),
     ARG_TOO_BIG: (OverflowError, "{detail}"),
 }
+
+
+def format_detail(fmt: str) -> str:
+    """The detail of ``ARG_FORMAT`` for a buffer any kernel could take (as the C core words it)."""
+    return f"{fmt!r}; supported formats: {SUPPORTED_FORMATS}"
 
 
 def status_exception(status: int, context: str, os_error: int = 0) -> BaseException:

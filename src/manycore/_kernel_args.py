@@ -11,6 +11,7 @@ subinterpreter, for one).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,8 +34,25 @@ def _empty(shape: int | tuple[int, ...], dtype: str) -> Any:
     return numpy.empty(shape, dtype=dtype)
 
 
-def sum_of_squares_n(n: Any) -> int:
-    return check_int(n, "n", minimum=0, maximum=SUM_OF_SQUARES_MAX_N, too_big=OverflowError)
+_SUM_OF_SQUARES_TYPE = (
+    "x must be an int (the sum of i*i for i in range(x)) or a buffer of numbers (bytes, bytearray, "
+    "array.array, memoryview, numpy.ndarray), not {}"
+)
+
+
+def sum_of_squares_x(x: Any) -> int | None:
+    """``sum_of_squares(x)``: the checked ``n`` of the range form, or ``None`` for a buffer."""
+    if isinstance(x, bool):
+        raise TypeError(_SUM_OF_SQUARES_TYPE.format("bool"))
+    try:
+        n = operator.index(x)  # ints, NumPy integer scalars; never arrays of ndim >= 1
+    except TypeError:
+        try:
+            memoryview(x).release()
+        except TypeError:
+            raise TypeError(_SUM_OF_SQUARES_TYPE.format(type(x).__name__)) from None
+        return None
+    return check_int(n, "x", minimum=0, maximum=SUM_OF_SQUARES_MAX_N, too_big=OverflowError)
 
 
 def count_primes_n(n: Any) -> int:
@@ -84,7 +102,11 @@ def matmul_shape(a: Any, b: Any) -> tuple[int, int, int]:
     m, k = va.shape  # type: ignore[misc]
     k2, n = vb.shape  # type: ignore[misc]
     if k != k2:
-        _errors.raise_argument(_errors.ARG_NDIM, "b", f"a is {m}x{k} but b is {k2}x{n}")
+        _errors.raise_argument(
+            _errors.ARG_NDIM,
+            "b",
+            f"a is {m}x{k} and b is {k2}x{n}; a's columns ({k}) must equal b's rows ({k2})",
+        )
     return m, k, n
 
 

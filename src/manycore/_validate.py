@@ -83,5 +83,5 @@ def format_char(view: memoryview, name: str) -> str:
     fmt = view.format
     body = fmt[1:] if fmt[:1] in ("@", "=", "<") else fmt
     if len(body) != 1 or body not in SUPPORTED_FORMATS:
-        _errors.raise_argument(_errors.ARG_FORMAT, name, fmt)
+        _errors.raise_argument(_errors.ARG_FORMAT, name, _errors.format_detail(fmt))
     return body

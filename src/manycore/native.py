@@ -23,7 +23,6 @@ float reductions accumulate in float64 with a fixed summation order.
 
 from __future__ import annotations
 
-import operator
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -182,15 +181,11 @@ def sum_of_squares(x: Any, *, threads: int | None = None, pool: Pool | None = No
     squared and added; there is no closed-form shortcut.  For buffers, integer
     formats are exact and float formats accumulate in float64.
     """
-    if isinstance(x, bool):
-        raise TypeError("n must be an int, not bool")
-    try:
-        n = operator.index(x)  # ints, NumPy integer scalars; never arrays of ndim >= 1
-    except TypeError:
+    n = args.sum_of_squares_x(x)
+    if n is None:
         handle, t = _resolve(threads, pool)
         result: Number = _native.sum_of_squares(x, handle, t)
         return result
-    n = args.sum_of_squares_n(n)
     handle, t = _resolve(threads, pool)
     return int(_native.sum_of_squares_range(n, handle, t))
 

@@ -837,7 +837,7 @@ static void test_args(void)
     x[0].format = "q";
     CHECK(mc_check_args(MC_K_SUM, x, 1, NULL, 0, &p) == MC_ARG_OK && x[0].dtype == MC_I64, "int64");
     x[0].format = "Zd";
-    CHECK(mc_check_args(MC_K_SUM, x, 1, NULL, 0, &p) == MC_ARG_FORMAT && !strcmp(p.detail, "Zd") &&
+    CHECK(mc_check_args(MC_K_SUM, x, 1, NULL, 0, &p) == MC_ARG_FORMAT && !strcmp(p.detail, "'Zd'; supported formats: b B h H i I l L q Q f d") &&
           !strcmp(p.arg, "x"), "complex is refused: %s", p.detail);
     x[0].format = "i";  /* format 'i' with 8-byte items: inconsistent */
     CHECK(mc_check_args(MC_K_SUM, x, 1, NULL, 0, &p) == MC_ARG_FORMAT, "size mismatch");

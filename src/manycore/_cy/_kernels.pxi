@@ -99,8 +99,11 @@ cdef inline block_sums _block_sums(uint64_t cnt) noexcept nogil:
     return r
 
 
-def sum_of_squares(n, *, threads=None):
-    """``sum(i*i for i in range(n))``, exact for every ``n`` up to 2**42, with ``prange``.
+def sum_of_squares(x, *, threads=None):
+    """``sum(i*i for i in range(x))``, exact for every ``x`` up to 2**42, with ``prange``.
+
+    The int form of :func:`manycore.native.sum_of_squares` (same argument name,
+    same errors).
 
     Same block scheme as the C core: blocks of 2**16 indices, 16 blocks per
     dynamic chunk.  Block ``B`` (``b = B * 2**16``, ``cnt`` indices) adds
@@ -111,9 +114,9 @@ def sum_of_squares(n, *, threads=None):
     OpenMP's reduction adds integers, so the result is exact and independent
     of the thread count.
     """
-    if isinstance(n, bool):
-        raise TypeError("n must be an int, not bool")
-    cdef uint64_t N = check_int(n, "n", minimum=0, maximum=SUM_OF_SQUARES_MAX_N, too_big=OverflowError)
+    if isinstance(x, bool):
+        raise TypeError("x must be an int, not bool")
+    cdef uint64_t N = check_int(x, "x", minimum=0, maximum=SUM_OF_SQUARES_MAX_N, too_big=OverflowError)
     return _sum_of_squares_blocks(N, 0, resolve_threads(threads))
 
 
@@ -286,7 +289,7 @@ def fast_square(x, *, threads=None):
     if fmt in ("l", "L"):
         fmt = {("l", 8): "q", ("l", 4): "i", ("L", 8): "Q", ("L", 4): "I"}[(fmt, view.itemsize)]
     if fmt not in _CANONICAL:
-        _errors.raise_argument(_errors.ARG_FORMAT, "x", view.format)
+        _errors.raise_argument(_errors.ARG_FORMAT, "x", _errors.format_detail(view.format))
     flat = view.cast("B").cast(fmt)
     if fmt in "bhiq":
         out = np.empty(view.shape, dtype=np.int64)

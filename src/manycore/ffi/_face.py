@@ -18,7 +18,6 @@ turns that into the public functions.  The backends never import each other.
 from __future__ import annotations
 
 import ctypes
-import operator
 import os
 import sys
 import threading
@@ -483,14 +482,10 @@ class Face:
     # ------------------------------------------------------------ reductions
     def sum_of_squares(self, x: Any, *, threads: int | None = None, pool: PoolBase | None = None) -> Number:
         """``sum(i*i for i in range(x))`` for an int (exact up to 2**42), or of the squares of a buffer."""
-        if isinstance(x, bool):
-            raise TypeError("n must be an int, not bool")
-        try:
-            n = operator.index(x)
-        except TypeError:
+        n = args.sum_of_squares_x(x)
+        if n is None:
             p, t = self._resolve(threads, pool)
             return self._reduce("sum_of_squares", x, p, t)
-        n = args.sum_of_squares_n(n)
         p, t = self._resolve(threads, pool)
         return self._run(
             p, t, float(n), "sum_of_squares", lambda ex: self.backend.sum_of_squares_range(ex, n)
