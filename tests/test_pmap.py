@@ -775,3 +775,35 @@ def test_an_unpicklable_fn_fails_at_once_naming_fn() -> None:
     with pytest.raises(TypeError, match="pickle") as info:
         list(pmap(lambda x: (lock, x)[1], range(4), backend="processes", workers=2))
     assert any("cannot send fn" in note for note in getattr(info.value, "__notes__", [])), info.value
+
+
+def test_len_is_the_inputs_length_without_waiting() -> None:
+    gate = threading.Event()
+
+    def held(x: int) -> int:
+        gate.wait(60)
+        return x
+
+    result = pmap(held, [1, 2, 3], backend="threads", workers=2)
+    assert len(result) == 3  # known before any item ran
+    assert bool(result)
+    gate.set()
+    assert result == [1, 2, 3]
+    assert len(pmap(abs, range(0))) == 0
+    assert not pmap(abs, [])
+    collected = pmap(lambda x: 1 / x, [1, 0, 2], backend="threads", errors="collect")
+    assert len(collected) == 3
+    assert isinstance(list(collected)[1], TaskError)
+
+
+def test_len_of_a_map_over_an_iterator_says_what_to_do() -> None:
+    result = pmap(abs, iter([1, -2]))
+    with pytest.raises(
+        TypeError, match=r"len\(\) of a PMapResult needs an input of known length.*results\(\)"
+    ):
+        len(result)
+    assert bool(result)  # never raises
+    assert list(result) == [1, 2]
+    materialised = pmap(abs, (x for x in [1, -2]))
+    assert materialised.results() == [1, 2]
+    assert len(materialised) == 2  # once kept, it has a length

@@ -17,11 +17,22 @@ Subpackages: ``manycore.native`` (the native POSIX-thread runtime),
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import RemoteError, RemoteTraceback, TaskError, WorkerCrashed
 from .executors import ManycoreExecutor, backends, get_executor
 from .pmap import PMapResult, pmap, pstarmap
+
+if TYPE_CHECKING:  # imported on first use at run time (__getattr__ below); typed here
+    from .executors import (
+        AsyncExecutor,
+        DaskExecutor,
+        InterpreterExecutor,
+        NativeExecutor,
+        ProcessExecutor,
+        SerialExecutor,
+        ThreadExecutor,
+    )
 
 __version__ = "0.1.0"
 

@@ -49,13 +49,14 @@ import itertools
 import math
 import operator
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sized
 from concurrent.futures import Executor
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from ._map import MapRequest, RunState, run_map, with_progress
 from ._validate import check_int
 from ._workers.batches import Input
+from .errors import TaskError
 from .executors import canonical_backend
 from .executors._contract import register_map_functions
 
@@ -78,11 +79,19 @@ class PMapResult(Iterator[R], Generic[R]):
     The map starts when iteration starts (``iter()``, ``next()``,
     ``results()``) and runs until the first batch of results is ready (a
     serial map over a list computes nothing ahead of the consumer).
+
+    ``len()`` is the input's length when it has one (a list, tuple, range,
+    ...: one result per item, with ``errors="collect"`` too), without waiting;
+    over an iterator or generator it raises ``TypeError`` (use
+    ``len(result.results())``).
     """
 
-    def __init__(self, batches: Iterator[list[R]], state: RunState | None = None) -> None:
+    def __init__(
+        self, batches: Iterator[list[R]], state: RunState | None = None, size: int | None = None
+    ) -> None:
         self._batches = batches
         self._state = state
+        self._size = size
         self._stream: Iterator[R] | None = None
         self._all: list[R] | None = None
         self._started = False
@@ -114,6 +123,19 @@ class PMapResult(Iterator[R], Generic[R]):
     def __next__(self) -> R:
         self._started = True
         return next(self._open())
+
+    def __len__(self) -> int:
+        if self._all is not None:
+            return len(self._all)
+        if self._size is None:
+            raise TypeError(
+                "len() of a PMapResult needs an input of known length (a list, tuple, range, ...); "
+                "this one maps an iterator: use len(result.results())"
+            )
+        return self._size
+
+    def __bool__(self) -> bool:
+        return len(self) > 0 if self._all is not None or self._size is not None else True
 
     def __length_hint__(self) -> int:
         # list() asks the object it was given (after iter()): a serial map
@@ -180,8 +202,74 @@ def _check_chunksize(chunksize: Any) -> int | None:
 
 
 # ---------------------------------------------------------------- public API
+# The element type: what fn returns (awaited, for a coroutine function), and
+# TaskError too with errors="collect" (or any errors= not known to be "raise").
+@overload
+def pmap(
+    fn: Callable[[T], Coroutine[Any, Any, R]],
+    iterable: Iterable[T],
+    *,
+    backend: str = ...,
+    workers: int | None = ...,
+    chunksize: int | str = ...,
+    ordered: bool = ...,
+    timeout: float | None = ...,
+    task_timeout: float | None = ...,
+    errors: Literal["raise"] = ...,
+    progress: bool = ...,
+    explain: bool = ...,
+    executor: Executor | None = ...,
+) -> PMapResult[R]: ...
+@overload
 def pmap(
     fn: Callable[[T], R],
+    iterable: Iterable[T],
+    *,
+    backend: str = ...,
+    workers: int | None = ...,
+    chunksize: int | str = ...,
+    ordered: bool = ...,
+    timeout: float | None = ...,
+    task_timeout: float | None = ...,
+    errors: Literal["raise"] = ...,
+    progress: bool = ...,
+    explain: bool = ...,
+    executor: Executor | None = ...,
+) -> PMapResult[R]: ...
+@overload
+def pmap(
+    fn: Callable[[T], Coroutine[Any, Any, R]],
+    iterable: Iterable[T],
+    *,
+    backend: str = ...,
+    workers: int | None = ...,
+    chunksize: int | str = ...,
+    ordered: bool = ...,
+    timeout: float | None = ...,
+    task_timeout: float | None = ...,
+    errors: str,
+    progress: bool = ...,
+    explain: bool = ...,
+    executor: Executor | None = ...,
+) -> PMapResult[R | TaskError]: ...
+@overload
+def pmap(
+    fn: Callable[[T], R],
+    iterable: Iterable[T],
+    *,
+    backend: str = ...,
+    workers: int | None = ...,
+    chunksize: int | str = ...,
+    ordered: bool = ...,
+    timeout: float | None = ...,
+    task_timeout: float | None = ...,
+    errors: str,
+    progress: bool = ...,
+    explain: bool = ...,
+    executor: Executor | None = ...,
+) -> PMapResult[R | TaskError]: ...
+def pmap(
+    fn: Callable[[T], Any],
     iterable: Iterable[T],
     *,
     backend: str = "auto",
@@ -241,18 +329,29 @@ def pmap(
     batches = run_map(request, Input(iterator, safe=isinstance(iterable, (list, tuple, range))), state)
     if progress:
         batches = with_progress(batches, length)
-    return PMapResult(batches, state)
+    size = len(iterable) if isinstance(iterable, Sized) else None
+    return PMapResult(batches, state, size)
 
 
 def _star(fn: Callable[..., R], args: Iterable[Any]) -> R:
     return fn(*args)
 
 
-def pstarmap(fn: Callable[..., R], iterable: Iterable[Iterable[Any]], **options: Any) -> PMapResult[Any]:
+@overload
+def pstarmap(
+    fn: Callable[..., R], iterable: Iterable[Iterable[Any]], *, errors: Literal["raise"] = ..., **options: Any
+) -> PMapResult[R]: ...
+@overload
+def pstarmap(
+    fn: Callable[..., R], iterable: Iterable[Iterable[Any]], *, errors: str, **options: Any
+) -> PMapResult[R | TaskError]: ...
+def pstarmap(
+    fn: Callable[..., Any], iterable: Iterable[Iterable[Any]], *, errors: str = "raise", **options: Any
+) -> PMapResult[Any]:
     """:func:`pmap` with each item unpacked as arguments: ``fn(*item)``."""
     if not callable(fn):
         raise TypeError(f"fn must be callable, not {type(fn).__name__}")
-    return pmap(functools.partial(_star, fn), iterable, **options)
+    return pmap(functools.partial(_star, fn), iterable, errors=errors, **options)
 
 
 register_map_functions(pmap, pstarmap)  # what ManycoreExecutor.pmap / pstarmap run

@@ -19,10 +19,19 @@ dask        DaskExecutor         a dask.distributed cluster (``manycore[dask]``)
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import RemoteTraceback, TaskError, WorkerCrashed
 from ._contract import ManycoreExecutor, MapPlan
+
+if TYPE_CHECKING:  # imported on first use at run time (__getattr__ below); typed here
+    from .asyncio import AsyncExecutor
+    from .dask import DaskExecutor
+    from .interpreters import InterpreterExecutor
+    from .native import NativeExecutor
+    from .process import ProcessExecutor
+    from .serial import SerialExecutor
+    from .thread import ThreadExecutor
 
 __all__ = [
     "AsyncExecutor",
