@@ -32,3 +32,7 @@ def numpy_sort(n: int) -> float:
 
 def sample_sizes() -> list[int]:
     return [300_000] * 4
+
+
+def inc(x: int) -> int:
+    return x + 1

@@ -26,8 +26,10 @@ import cProfile
 import functools
 import importlib
 import io
+import os
 import pickle
 import pstats
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +55,9 @@ class Advice:
     hotspots: list[tuple[str, int, float]] = field(default_factory=list)
     reason: str = ""
     snippet: str = ""
+    #: a lead smaller than this factor is no evidence (at least 1.25; more when two rounds of one
+    #: backend disagreed by more on this machine)
+    noise: float = 1.25
 
     def report(self) -> str:
         lines = [f"manycore advise: {self.function}", f"interpreter: {_build.describe()}", ""]
@@ -64,7 +69,9 @@ class Advice:
             f"classification: {self.classification}  (CPU/wall {self.cpu_to_wall:.2f}, "
             f"threads CPU parallelism {self.thread_parallelism:.2f}, GIL-free share {self.gil_free:.2f})"
         )
-        lines.append("trials on the sample (warm executors):")
+        lines.append(
+            f"trials on the sample (warm executors, best of 2; leads under {self.noise:.2f}x are noise here):"
+        )
         serial = self.timings_s.get("serial")
         for backend, seconds in self.timings_s.items():
             ratio = f"{serial / seconds:5.2f}x" if serial and seconds else "  n/a"
@@ -79,6 +86,10 @@ def load_function(spec: str) -> Callable[..., Any]:
     if ":" not in spec:
         raise ValueError(f"expected module:function, got {spec!r}")
     module_name, _, attr = spec.partition(":")
+    # as `python -m` does: modules in the current directory are found
+    here = os.getcwd()
+    if "" not in sys.path and here not in sys.path:
+        sys.path.insert(0, here)
     module = importlib.import_module(module_name)
     obj: Any = module
     for part in attr.split("."):
@@ -160,7 +171,7 @@ def advise(
     label = name or f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
     hotspots = _hotspots(fn, items[0])
-    serial_wall, ratio = _serial_ratio(fn, items)
+    _cold, ratio = _serial_ratio(fn, items)  # classification only: the trials below are warm
     parallelism = _thread_parallelism(fn, items, n_workers) if n_workers > 1 else 1.0
     _, _, gil_free = gil_free_fraction(functools.partial(fn, items[0]))
     kind = classify(ratio, parallelism, gil_free, gil=_build.gil_enabled())
@@ -187,7 +198,8 @@ def advise(
         # best of two, serial and every backend interleaved so that a change of
         # load hits them alike; a fresh worker's first run also pays one-off
         # costs (copy-on-write page faults after fork, lazy imports)
-        rounds: dict[str, list[float]] = {"serial": [serial_wall]}
+        # (the first serial run above was cold: warm is compared with warm)
+        rounds: dict[str, list[float]] = {"serial": []}
         for _ in range(2):
             t0 = time.perf_counter()
             for item in items:
@@ -207,15 +219,28 @@ def advise(
         "cpu-bound-python": "processes",
         "cpu-bound-free-threaded": "threads",
     }[kind]
+    noise = max(1.25, spread)
     best = min(timings, key=lambda b: timings[b])
-    if preferred in timings and timings[preferred] <= timings[best] * max(1.25, spread):
+    if preferred in timings and timings[preferred] <= timings[best] * noise:
         # within the noise of a short trial on a shared machine (at least 25%,
         # more when the two rounds of one backend disagreed by more): take the
         # backend the classification explains (the measured ratio is still reported)
         best = preferred
-    speedup = serial_wall / timings[best] if timings[best] > 0 else 1.0
+    fastest_parallel = min((b for b in timings if b != "serial"), key=lambda b: timings[b])
+    if best != "serial" and timings["serial"] < timings[best] * noise:
+        best = "serial"  # no lead over serial beyond the noise: no evidence that parallel pays
+    speedup = timings["serial"] / timings[best] if timings[best] > 0 else 1.0
     reasons = {
-        "serial": "no backend beat serial on this sample: keep it simple",
+        "serial": (
+            f"nothing parallel pays off here: the fastest parallel backend, {fastest_parallel}, ran at "
+            f"{timings['serial'] / max(timings[fastest_parallel], 1e-12):.2f}x serial"
+            + (
+                f", within the measured noise ({noise:.2f}x)"
+                if timings[fastest_parallel] < timings["serial"]
+                else ""
+            )
+            + "; keep it simple (or try a larger sample: the hand-off may cost as much as it saves)"
+        ),
         "threads": (
             "free-threaded build with the GIL off: threads run Python in parallel, without pickling"
             if kind == "cpu-bound-free-threaded"
@@ -250,4 +275,5 @@ def advise(
         hotspots=hotspots,
         reason=reasons[best],
         snippet=snippet,
+        noise=noise,
     )
