@@ -86,3 +86,14 @@ def python_cpu(n: int) -> int:
     for i in range(n):
         total += i * i % 7
     return total
+
+
+def segfault() -> None:
+    """Crash this process with SIGSEGV, on purpose and quietly: no faulthandler dump (pytest turns
+    faulthandler on, and a worker started by a forkserver writes to the terminal, not to the
+    test's captured output: a green run should not read as a crash)."""
+    import ctypes
+    import faulthandler
+
+    faulthandler.disable()
+    ctypes.string_at(0)

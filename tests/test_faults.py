@@ -51,7 +51,7 @@ from leakcheck import (
     warm_up,
     worker_processes,
 )
-from light_tasks import announced_sleep, gated, sleeps_on_one
+from light_tasks import announced_sleep, gated, segfault, sleeps_on_one
 from manycore import TaskError, WorkerCrashed, pmap
 from manycore.executors import ProcessExecutor, ThreadExecutor, backends, get_executor
 from manycore.patterns import Pipeline, RemoteError, WorkerDied
@@ -90,7 +90,7 @@ def add_one(x: int) -> int:
 def crash(how: str) -> None:
     """Die (or fail) the way ``how`` says."""
     if how == "segfault":
-        ctypes.string_at(0)
+        segfault()
     elif how == "exit":
         os._exit(EXIT_CODE)
     elif how == "memory":
