@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import _errors
+from ._extras import require
 from ._validate import buffer_view, check_int, check_range, format_char
 
 # The kernels' input limits, as in csrc/manycore.h (a test checks they agree
@@ -29,8 +30,9 @@ SQUARE_OUT = {c: ("q" if c in "bhilq" else "Q") for c in "bBhHiIlLqQ"} | {"f": "
 
 def _empty(shape: int | tuple[int, ...], dtype: str) -> Any:
     """A new NumPy array (NumPy imported here, on first need)."""
-    import numpy
-
+    numpy = require(
+        "numpy", extra="numpy", feature="a default output array (or pass out=, any writable buffer)"
+    )
     return numpy.empty(shape, dtype=dtype)
 
 

@@ -51,6 +51,14 @@ def bench(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
+    from .._extras import MissingExtraError, require
+
+    try:  # the bench extra: a clear error before anything runs, not an ImportError halfway
+        for module in ("numpy", "aiohttp", *(["matplotlib"] if plots_dir else [])):
+            require(module, extra="bench", feature="manycore bench")
+    except MissingExtraError as exc:
+        raise click.ClickException(str(exc)) from None
+
     from . import run
     from .plots import write_plots
     from .report import fmt_noise, fmt_seconds, fmt_value

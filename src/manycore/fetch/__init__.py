@@ -17,8 +17,14 @@ Modules
 
 from __future__ import annotations
 
-from .demo_server import DemoServer, make_todo, process_data, process_data_sync
-from .fetcher import (
+from .._extras import require
+
+require(
+    "aiohttp", extra="fetch", feature="manycore.fetch"
+)  # a missing extra is named, not a bare ImportError
+
+from .demo_server import DemoServer, make_todo, process_data, process_data_sync  # noqa: E402
+from .fetcher import (  # noqa: E402
     DEFAULT_BACKOFF_S,
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_BACKOFF_S,
@@ -29,7 +35,7 @@ from .fetcher import (
     afetch_all,
     fetch_all,
 )
-from .result import ERROR_KINDS, ErrorKind, FetchError, FetchResult, FetchSummary, summarize
+from .result import ERROR_KINDS, ErrorKind, FetchError, FetchResult, FetchSummary, summarize  # noqa: E402
 
 __all__ = [
     "DEFAULT_BACKOFF_S",

@@ -34,7 +34,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import aiohttp
+import aiohttp  # manycore/fetch/__init__.py names the extra when it is missing
 from yarl import URL
 
 from .. import __version__, _validate

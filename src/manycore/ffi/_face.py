@@ -26,10 +26,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar
 
-import numpy as np
-
 from .. import _errors
 from .. import _kernel_args as args
+from .._extras import require
 from .._validate import as_int, check_int, check_threads
 
 __all__ = [
@@ -124,8 +123,11 @@ class Buf:
 def _address(raw: memoryview) -> int:
     if raw.nbytes == 0:
         return 0
-    arr: np.ndarray[Any, Any] = np.frombuffer(raw, dtype=np.uint8)
-    return int(arr.__array_interface__["data"][0])
+    if not raw.readonly:
+        return ctypes.addressof(ctypes.c_char.from_buffer(raw))
+    # ctypes takes only writable buffers; NumPy reads a read-only one's address
+    np = require("numpy", extra="numpy", feature="a read-only buffer through the ctypes/cffi faces")
+    return int(np.frombuffer(raw, dtype=np.uint8).__array_interface__["data"][0])
 
 
 def get_view(obj: object, name: str) -> memoryview:
