@@ -288,8 +288,9 @@ def test_e6_unit_condition_deadlocks_when_the_producer_runs_first() -> None:
 
 
 def test_e6_unit_condition_works_only_when_the_consumer_waits_first() -> None:
+    # a run that ends returns at once: the limit only bounds a deadlock (wide for a busy machine)
     outcome = condition_producer_consumer.run_unit_version(
-        condition_producer_consumer.UNIT_SOURCE, "consumer", 0.5
+        condition_producer_consumer.UNIT_SOURCE, "consumer", 10.0
     )
     assert not outcome.deadlocked
     assert not outcome.errors
@@ -381,7 +382,8 @@ def test_e7_every_run_of_the_second_condition_program_fails(
     copy: str, first: str, deadlocked: bool, error: str | None, consumed: list[int]
 ) -> None:
     source = getattr(condition_producer_consumer_v2, f"UNIT_SOURCE_{copy}")
-    outcome = condition_producer_consumer.run_unit_version(source, first, 0.5)
+    # a run that ends returns at once; one expected to end gets a wide limit (a busy machine)
+    outcome = condition_producer_consumer.run_unit_version(source, first, 0.5 if deadlocked else 10.0)
     assert outcome.deadlocked == deadlocked
     assert outcome.errors == ([error] if error else [])
     assert outcome.consumed == consumed
