@@ -47,6 +47,25 @@ def test_every_section_ran(outputs: Path) -> None:
         assert not any(n.startswith("section failed") for n in section["notes"]), section["notes"]
 
 
+def test_every_row_ran_or_says_why_in_words_a_user_can_act_on(outputs: Path) -> None:
+    """A row that did not run names a missing install or platform limit, never a bug of ours
+    (an AttributeError's "has no attribute" once hid the Cython rows in every report)."""
+    from manycore import backends
+
+    doc = json.loads((outputs / "report.json").read_text())
+    allowed = [reason for reason in backends().values() if reason] + ["pip install"]
+    for section in doc["sections"]:
+        for row in section["rows"]:
+            if row["time_s"] is not None:
+                continue
+            note = row["values"].get("note", "")
+            assert note.startswith("not available: "), (section["id"], row)
+            assert "has no attribute" not in note, (section["id"], row)
+            assert any(reason in note for reason in allowed), (section["id"], row)
+    names = {row["name"] for s in doc["sections"] for row in s["rows"] if row["time_s"] is not None}
+    assert {"Cython, serial", "Cython, prange", "Cython call of a compiled function"} <= names
+
+
 def test_overhead_has_a_pool_start_row_per_start_method(outputs: Path) -> None:
     import multiprocessing
 

@@ -54,6 +54,10 @@ cdef struct block_sums:
 
 
 # ---------------------------------------------------------------- threads
+def noop():
+    """Do nothing: what calling a compiled Cython function from Python costs (manycore bench)."""
+
+
 def default_threads():
     """CPUs this process may run on (affinity-aware), at least 1."""
     return available_cpus()

@@ -82,9 +82,9 @@ def run(ctx: BenchContext) -> Section:
         section.add("cffi (ABI) call of a C function", note=f"not available: {exc}")
     try:
         cy = importlib.import_module("manycore._cy.kernels")
-        add("Cython call of a cdef function", cy.noop)
+        add("Cython call of a compiled function", cy.noop)
     except (ImportError, AttributeError) as exc:
-        section.add("Cython call", note=f"not available: {exc}")
+        section.add("Cython call of a compiled function", note=f"not available: {exc}")
     add("Python function call (reference)", _noop)
 
     ctx.say("overhead: executors")

@@ -84,7 +84,7 @@ def run(ctx: BenchContext) -> Section:
     for label, module, attr in (
         ("ctypes on the core", "manycore.ffi.ctypes_core", "sum_of_squares"),
         ("cffi on the core", "manycore.ffi.cffi_core", "sum_of_squares"),
-        ("Cython, serial", "manycore._cy.kernels", "sum_of_squares_serial"),
+        ("Cython, serial", "manycore._cy.kernels_serial", "sum_of_squares"),  # built without OpenMP
         ("Cython, prange", "manycore._cy.kernels", "sum_of_squares"),
     ):
         try:
