@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import os
-import re
 import subprocess
 import sys
 import sysconfig
@@ -42,16 +41,24 @@ def test_the_backend_is_there_or_says_why() -> None:
         assert str(info.value) == REASON
 
 
-AUTO = r"""
-import io, contextlib, json, sys
+# pmap auto's subinterpreter step (decide._try_interpreters), run on its own in a fresh interpreter
+# with the GIL on: the steps before it classify the work by timing, which a busy machine can sway.
+TRIAL = r"""
+import json, sys
 sys.path.insert(0, {tests!r})
-from manycore import pmap
+from manycore._map.decide import _try_interpreters
+from manycore._workers.batches import Input
 from light_tasks import python_cpu
-err = io.StringIO()
-with contextlib.redirect_stderr(err):
-    out = list(pmap({fn}, [60_000] * 24, explain=True))
-assert out == [python_cpu(60_000)] * 24
-print(json.dumps(err.getvalue()))
+from test_interpreters import numpy_python_cpu
+probed = ([], [], {{}})
+measured = {{}}
+verdict = _try_interpreters({fn}, Input(iter([60_000] * 4)), probed, 2, 0.005, True, measured)
+if isinstance(verdict, tuple):
+    verdict[1].shutdown()
+    verdict = ["interpreters", verdict[0]]
+else:
+    verdict = ["processes", verdict]
+print(json.dumps([*verdict, measured, probed[1], len(probed[2])]))
 """
 
 
@@ -62,34 +69,27 @@ def numpy_python_cpu(n: int) -> int:
     return int(numpy.int64(python_cpu(n)))
 
 
-def auto_explained(fn: str) -> tuple[str, dict[str, float]]:
-    """pmap(auto) of GIL-holding Python in a fresh interpreter with the GIL on: (backend, measurements)."""
-    code = AUTO.format(tests=os.path.dirname(__file__), fn=fn)
-    if fn == "numpy_python_cpu":
-        code = code.replace(
-            "from light_tasks import python_cpu",
-            "from light_tasks import python_cpu\nfrom test_interpreters import numpy_python_cpu",
-        )
+def interpreters_trial(fn: str) -> tuple[str, str, dict[str, float], list[int], int]:
+    """(backend, reason, measurements, the probed item's results, its failures)."""
+    code = TRIAL.format(tests=os.path.dirname(__file__), fn=fn)
     env = {**os.environ, "PYTHON_GIL": "1"} if sysconfig.get_config_var("Py_GIL_DISABLED") else None
     r = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_GUARD_S, env=env
     )
     assert r.returncode == 0, r.stderr
-    explain = json.loads(r.stdout)
-    backend = re.search(r"backend=(\w+)", explain)
-    assert backend is not None, explain
-    measured = {k: float(v) for k, v in re.findall(r"^\s+(\w+) = (\S+)$", explain, re.M)}
-    return backend.group(1), measured
+    backend, reason, measured, values, failures = json.loads(r.stdout.splitlines()[-1])
+    return backend, reason, measured, values, failures
 
 
 def test_auto_tries_subinterpreters_for_gil_holding_python_where_they_exist() -> None:
-    """On a GIL build with subinterpreters, auto runs an item in one and takes them over processes
-    exactly when that started faster than a process does (both measured, both in explain)."""
-    backend, measured = auto_explained("python_cpu")
+    """Where subinterpreters exist, auto runs an item in one (its result is kept) and takes them
+    over processes exactly when that started faster than a process does (both measured)."""
+    backend, _reason, measured, values, failures = interpreters_trial("python_cpu")
     if REASON is not None:
-        assert backend == "processes"
-        assert "interpreter_start_s" not in measured
+        assert (backend, measured, values) == ("processes", {}, [])  # nothing tried, nothing taken
         return
+    assert values == [python_cpu(60_000)]
+    assert failures == 0
     assert "interpreter_start_s" in measured, measured
     assert "process_start_s" in measured, measured
     faster = measured["interpreter_start_s"] <= measured["process_start_s"]
@@ -97,9 +97,13 @@ def test_auto_tries_subinterpreters_for_gil_holding_python_where_they_exist() ->
 
 
 def test_auto_leaves_subinterpreters_out_when_fn_cannot_run_there() -> None:
-    backend, measured = auto_explained("numpy_python_cpu")
+    backend, reason, measured, values, failures = interpreters_trial("numpy_python_cpu")
     assert backend == "processes"
     assert "interpreter_start_s" not in measured
+    if REASON is None:
+        assert "subinterpreters cannot run it: ImportError" in reason, reason
+        assert values == [python_cpu(60_000)]  # the item ran here instead
+        assert failures == 0
 
 
 # ---------------------------------------------------------------- tasks (pickled by name)
