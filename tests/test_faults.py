@@ -986,14 +986,18 @@ print("ok")
 """
 
 
-def test_functions_of_a_fileless_main_reach_forkserver_workers() -> None:
-    """`python -c`, a REPL, a notebook: workers that were not forked have no such __main__;
-    its functions travel by value."""
+@pytest.mark.parametrize("how", ["-c", "stdin"])
+def test_functions_of_a_fileless_main_reach_forkserver_workers(how: str) -> None:
+    """`python -c`, `python - < script.py`, a REPL, a notebook: workers that were not forked
+    have no such __main__ (and must not try to run `<stdin>` again); its functions travel by value."""
     import subprocess
 
-    proc = subprocess.run(
-        [sys.executable, "-c", _FILELESS_MAIN], capture_output=True, text=True, timeout=HANG_GUARD_S * 2
+    argv, stdin = (
+        ([sys.executable, "-c", _FILELESS_MAIN], None)
+        if how == "-c"
+        else ([sys.executable, "-"], _FILELESS_MAIN)
     )
+    proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=HANG_GUARD_S * 2)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "ok", proc.stdout
 

@@ -28,13 +28,24 @@ The rule manycore follows for every process it starts (pmap's engine,
 Threads outside Python code (the native pool's workers, BLAS threads) are
 not counted: they hold no lock a child uses, and the libraries that own them
 reset their state at fork (``pthread_atfork``).
+
+A worker that does not fork runs the caller's main script again (as
+``__mp_main__``, what multiprocessing does for spawn and forkserver).  When
+that script is not a file (``python - < script.py`` names it ``<stdin>``),
+multiprocessing would fail every such worker with FileNotFoundError; the
+workers manycore starts then skip that step (:func:`starting_workers`), and
+functions of that ``__main__`` reach them by value (``serialize``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import multiprocessing.spawn
+import os
 import sys
 import threading
+from collections.abc import Iterator
 from multiprocessing.context import BaseContext, set_spawning_popen
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
@@ -100,3 +111,54 @@ def fork_only(carried: Any) -> bool:
     finally:
         set_spawning_popen(None)
     return False
+
+
+_starting = threading.local()
+_stdlib_preparation_data = multiprocessing.spawn.get_preparation_data
+
+
+def main_script() -> str | None:
+    """The file of the caller's main script, or None when it has none a worker could run again.
+
+    ``__main__.__file__`` is missing in a REPL and with ``python -c``, and
+    names no file with ``python - < script.py`` (``<stdin>``).
+    """
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not isinstance(path, str):
+        return None
+    found = _is_file.get(path)
+    if found is None:
+        found = _is_file[path] = os.path.isfile(path)
+    return path if found else None
+
+
+_is_file: dict[str, bool] = {}  # a main script does not come and go: one stat per path
+
+
+def _preparation_data(name: str) -> dict[str, Any]:
+    """``multiprocessing.spawn.get_preparation_data``, without a main script that is not a file.
+
+    Only for the worker starts of this thread inside :func:`starting_workers`;
+    every other caller gets the stdlib's answer unchanged.
+    """
+    data: dict[str, Any] = _stdlib_preparation_data(name)
+    if getattr(_starting, "active", False) and "init_main_from_path" in data and main_script() is None:
+        del data["init_main_from_path"]
+    return data
+
+
+@contextlib.contextmanager
+def starting_workers() -> Iterator[None]:
+    """Around starting worker processes in this thread: see the module docstring's last paragraph.
+
+    The popen modules of multiprocessing (spawn, forkserver) look the
+    function up as ``spawn.get_preparation_data`` at each start (3.8 to 3.14),
+    so the wrapper is installed once and acts only inside this block.
+    """
+    if multiprocessing.spawn.get_preparation_data is _stdlib_preparation_data:
+        multiprocessing.spawn.get_preparation_data = _preparation_data
+    _starting.active = True
+    try:
+        yield
+    finally:
+        _starting.active = False

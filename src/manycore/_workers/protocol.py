@@ -23,13 +23,13 @@ import functools
 import os
 import pickle
 import signal
-import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, NamedTuple
 
 from . import serialize as _serialize
+from ._start import main_script
 from .batches import Batch, Failures, run_chunk
 from .report import FailureReport
 from .setup import WorkerInit, forking, limit_inner_threads, worker_setup
@@ -99,7 +99,7 @@ def call(triple: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]) -> 
 def startup_hint(method: str) -> str:
     """What usually kills workers before their first item, for the start method they had."""
     hint = "is the initializer failing?"
-    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    main_file = main_script()
     if method in ("forkserver", "spawn") and main_file is not None:
         hint += (
             f" They started with {method} (see manycore._workers: other threads were running), "

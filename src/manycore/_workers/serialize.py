@@ -3,8 +3,9 @@
 * Functions, lambdas and closures are pickled with cloudpickle, so anything
   defined interactively or inside a function can run in a worker process.
   So is anything plain pickle would send as a reference into ``__main__``
-  when ``__main__`` has no file (a REPL, a notebook, ``python -c``): a worker
-  that was not forked (forkserver, spawn) could not find it.  When
+  when ``__main__`` has no file (a REPL, a notebook, ``python -c``,
+  ``python - < script.py``): a worker that was not forked (forkserver,
+  spawn) could not find it.  When
   cloudpickle cannot take it, the reference is sent (it works in a forked
   worker).
 * Buffers (NumPy arrays, ...) of at least :data:`SHARED_MEMORY_MIN_BYTES` are
@@ -22,11 +23,12 @@ import io
 import mmap
 import os
 import pickle
-import sys
 from multiprocessing import shared_memory
 from typing import Any, cast
 
 import cloudpickle
+
+from ._start import main_script
 
 #: Arrays at least this large go through shared memory instead of the pipe.
 SHARED_MEMORY_MIN_BYTES = 1 << 20
@@ -34,18 +36,13 @@ SHARED_MEMORY_MIN_BYTES = 1 << 20
 _DEV_SHM = "/dev/shm"
 
 
-def dumps(obj: Any, *, main_by_value: bool = False) -> bytes:
-    """``obj`` as bytes: the C pickler when it can, cloudpickle (lambdas, closures) otherwise.
-
-    ``main_by_value``: whatever ``obj`` takes from ``__main__`` goes by value
-    even when ``__main__`` is a file (a subinterpreter's ``__main__`` is not
-    the caller's script, so a reference by name would not resolve there).
-    """
+def dumps(obj: Any) -> bytes:
+    """``obj`` as bytes: the C pickler when it can, cloudpickle (lambdas, closures) otherwise."""
     try:
         data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:
         return cast(bytes, cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
-    if (main_by_value and _MAIN in data) or _refers_to_fileless_main(data):
+    if _refers_to_fileless_main(data):
         try:
             return cast(bytes, cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
         except Exception:
@@ -61,7 +58,7 @@ _MAIN = b"__main__"
 
 def _refers_to_fileless_main(data: bytes) -> bool:
     # the cheap test first: with a file-backed __main__ no payload is scanned
-    return getattr(sys.modules.get("__main__"), "__file__", None) is None and _MAIN in data
+    return main_script() is None and _MAIN in data
 
 
 def loads(data: bytes) -> Any:
@@ -69,7 +66,11 @@ def loads(data: bytes) -> Any:
 
 
 def dumps_sharing_views(obj: Any) -> tuple[bytes, tuple[memoryview, ...]]:
-    """``obj`` for a subinterpreter: :func:`dumps` with ``main_by_value``, memoryviews left out.
+    """``obj`` for a subinterpreter: :func:`dumps`, ``__main__`` by value, memoryviews left out.
+
+    Whatever ``obj`` takes from ``__main__`` goes by value even when
+    ``__main__`` is a file: a subinterpreter's ``__main__`` is not the
+    caller's script, so a reference by name would not resolve there.
 
     A memoryview does not pickle (cloudpickle would copy it into ``bytes``); a
     subinterpreter can be handed one that shares the memory instead.  Each is

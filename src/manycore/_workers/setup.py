@@ -25,7 +25,7 @@ from typing import Any
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from . import serialize as _serialize
-from ._start import fork_only
+from ._start import fork_only, starting_workers
 
 _limiter: Any = None  # the worker's threadpoolctl limiter, kept alive for its lifetime
 
@@ -70,7 +70,7 @@ def _prepare_inner_limits(mp_context: Any) -> None:
 @contextlib.contextmanager
 def forking(mp_context: Any, inner_threads: int | None) -> Iterator[None]:
     """Around starting worker processes: their library scan is ready, no scan runs meanwhile."""
-    with _fork_lock:
+    with _fork_lock, starting_workers():
         if inner_threads is not None:
             _prepare_inner_limits(mp_context)
         yield
