@@ -29,6 +29,8 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
             str(out / "report.md"),
             "--plots",
             str(out / "plots"),
+            "--html",
+            str(out / "report.html"),
         ],
         capture_output=True,
         text=True,
@@ -41,7 +43,15 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_section_ran(outputs: Path) -> None:
     doc = json.loads((outputs / "report.json").read_text())
-    assert [s["id"] for s in doc["sections"]] == ["seed", "memory", "overhead", "gil", "io", "scaling"]
+    assert [s["id"] for s in doc["sections"]] == [
+        "seed",
+        "memory",
+        "overhead",
+        "gil",
+        "io",
+        "scaling",
+        "verdict",
+    ]
     for section in doc["sections"]:
         assert section["rows"], section["id"]
         assert not any(n.startswith("section failed") for n in section["notes"]), section["notes"]
@@ -55,6 +65,8 @@ def test_every_row_ran_or_says_why_in_words_a_user_can_act_on(outputs: Path) -> 
     doc = json.loads((outputs / "report.json").read_text())
     allowed = [reason for reason in backends().values() if reason] + ["pip install"]
     for section in doc["sections"]:
+        if section["id"] == "verdict":  # computed from the others, never timed itself
+            continue
         for row in section["rows"]:
             if row["time_s"] is not None:
                 continue
@@ -113,7 +125,7 @@ def test_seed_table_reports_exactness(outputs: Path) -> None:
     doc = json.loads((outputs / "report.json").read_text())
     seed = next(s for s in doc["sections"] if s["id"] == "seed")
     exact = {r["name"]: r["values"].get("exact") for r in seed["rows"] if "exact" in r["values"]}
-    assert exact["pure Python loop (the unit's)"] is True
+    assert exact["pure Python loop"] is True
     assert all(v is True for k, v in exact.items() if k.startswith("native extension"))
     assert (
         exact["thread pool, " + next(k.split(", ", 1)[1] for k in exact if k.startswith("thread pool"))]
@@ -138,9 +150,10 @@ def test_markdown_and_plots(outputs: Path) -> None:
 
     md = (outputs / "report.md").read_text()
     assert md.startswith("# manycore bench report")
-    assert "## 1. The unit's table, redone" in md
+    assert "## 1. Sum of squares of 0..N-1" in md
+    assert "## On this machine: what to use for each kind of work" in md
     plots = sorted((outputs / "plots").glob("*.png"))
-    assert {p.stem for p in plots} >= {"seed", "overhead", "scaling", "memory"}
+    assert {p.stem for p in plots} == {"seed", "overhead", "scaling", "memory", "gil", "io"}
     for plot in plots:
         image = plt.imread(plot)
         assert image.shape[0] > 100
@@ -148,10 +161,45 @@ def test_markdown_and_plots(outputs: Path) -> None:
         assert f"plots/{plot.name}" in md
 
 
+def test_html_embeds_every_plot(outputs: Path) -> None:
+    """scripts/check_html_report.py renders it in headless Chromium; here: one file, plots inside."""
+    page = (outputs / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') == len(list((outputs / "plots").glob("*.png"))) == 6
+    assert "On this machine" in page
+    assert 'src="http' not in page
+    assert 'href="http' not in page
+
+
 def test_terminal_tables_are_printed(outputs: Path) -> None:
     text = (outputs / "stdout.txt").read_text()
     assert "sum of squares" in text
     assert "speedup" in text
+
+
+def test_the_verdict_covers_every_kind_of_work(outputs: Path) -> None:
+    doc = json.loads((outputs / "report.json").read_text())
+    verdict = doc["sections"][-1]
+    kinds = [row["name"] for row in verdict["rows"]]
+    assert kinds == [
+        "CPU-bound pure Python",
+        "GIL-releasing C / NumPy",
+        "Memory-bound (sum of a large array)",
+        "I/O-bound (HTTP requests)",
+        "Tiny tasks (hand-off cost)",
+    ]
+    for row in verdict["rows"]:
+        assert row["values"]["winner"] not in ("", "not measured"), row
+        assert row["values"]["speedup"] >= 1.0 if row["values"]["winner"] != "serial" else True, row
+    assert len(verdict["notes"]) == len(kinds)
+
+
+def test_every_note_is_a_sentence_from_the_numbers(outputs: Path) -> None:
+    """Notes once read "beats serial from a task duration of about never in the measured range"."""
+    doc = json.loads((outputs / "report.json").read_text())
+    for section in doc["sections"]:
+        for note in section["notes"]:
+            assert "about never" not in note, note
+            assert note.rstrip().endswith((".", ")")), note
 
 
 def test_validate_report_finds_problems() -> None:

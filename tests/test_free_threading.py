@@ -288,7 +288,7 @@ def test_threads_really_overlap_python_when_the_gil_is_off() -> None:
 
 def test_bench_threads_verdict_comes_from_the_measurement() -> None:
     from manycore.bench import machine_facts
-    from manycore.bench.gil import threads_verdict
+    from manycore.bench.words import threads_verdict
 
     assert threads_verdict(1.9, gil_on=False) == "ran Python in parallel (GIL off)"
     assert threads_verdict(1.9, gil_on=True) == "ran Python in parallel"  # the numbers win over the build

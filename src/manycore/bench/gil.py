@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .. import _build
 from ..executors import backends, get_executor
 from ..executors.process import ProcessExecutor
+from . import words
 from ._context import BenchContext, busy
 from ._timing import time_call, time_interleaved
 from .report import Section
@@ -17,7 +18,9 @@ def run(ctx: BenchContext) -> Section:
 
     from .. import native
 
-    section = Section("gil", "4. Data vs task parallelism and the GIL")
+    section = Section(
+        "gil", "4. The GIL: CPU-bound Python and GIL-releasing work on threads, processes, subinterpreters"
+    )
     t = ctx.threads
     iterations = ctx.size(2_000_000, 1_000_000, 20_000)
     items = [iterations] * t
@@ -56,7 +59,9 @@ def run(ctx: BenchContext) -> Section:
     gil_on = _build.gil_enabled()
     section.add(f"serial: {t} calls of a pure-Python loop", timings["serial"], speedup=1.0)
     threads_x = base / timings["threads"].best_s
-    section.add(f"threads ({t}): {threads_verdict(threads_x, gil_on)}", timings["threads"], speedup=threads_x)
+    section.add(
+        f"threads ({t}): {words.threads_verdict(threads_x, gil_on)}", timings["threads"], speedup=threads_x
+    )
     section.add(
         f"processes ({t}): one interpreter each",
         timings["processes"],
@@ -72,7 +77,7 @@ def run(ctx: BenchContext) -> Section:
         section.add(f"subinterpreters ({t})", note=f"not available: {interpreters_missing}")
     native_x = base / timings["native"].best_s
     section.add(
-        f"native pthreads ({t}) calling Python: {threads_verdict(native_x, gil_on)}",
+        f"native pthreads ({t}) calling Python: {words.threads_verdict(native_x, gil_on)}",
         timings["native"],
         speedup=native_x,
     )
@@ -91,24 +96,21 @@ def run(ctx: BenchContext) -> Section:
     kt = time_call(lambda: native.sum_of_squares(m, threads=t), repeats=ctx.repeats)
     section.add(f"native kernel, {t} threads, GIL released", kt, speedup=k1.best_s / kt.best_s)
     section.notes.append(f"Interpreter: {_build.describe()}.")
-    section.notes.append(
-        "Threads ran pure-Python CPU work "
-        + (
-            f"{threads_x:.2f}x serial: they run Python in parallel here (GIL off)."
-            if threads_x >= PARALLEL_MIN
-            else f"at {threads_x:.2f}x serial: no parallel speed-up"
-            + (" (the GIL lets one thread run Python at a time)." if gil_on else ".")
+    section.notes.append(words.python_threads(threads_x, gil_on, t))
+    cpu_python = {
+        "threads": threads_x,
+        "processes": base / timings["processes"].best_s,
+        "native threads": native_x,
+    }
+    if interpreters_x is not None:
+        cpu_python["subinterpreters"] = interpreters_x
+        section.notes.append(
+            f"Subinterpreters ran it {words.versus(interpreters_x)} and processes "
+            f"{words.versus(cpu_python['processes'])}, each measured beside serial in the same rounds."
         )
-    )
+    section.series["cpu_python"] = cpu_python
+    section.series["gil_releasing"] = {
+        f"threads ({t}): np.sort": one.best_s / timing.best_s,
+        f"native kernel ({t} threads)": k1.best_s / kt.best_s,
+    }
     return section
-
-
-#: A speed-up below this, over a handful of calls, is not parallel execution.
-PARALLEL_MIN = 1.3
-
-
-def threads_verdict(speedup: float, gil_on: bool) -> str:
-    """What a threads row measured, in words: the verdict comes from ``speedup``, not from the build."""
-    if speedup >= PARALLEL_MIN:
-        return "ran Python in parallel" + ("" if gil_on else " (GIL off)")
-    return "serialised by the GIL" if gil_on else "no parallel speed-up measured (GIL off)"

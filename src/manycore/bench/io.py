@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
+from . import words
 from ._context import BenchContext
 from ._timing import Timing
 from .report import Section
@@ -43,7 +44,9 @@ def run(ctx: BenchContext) -> Section:
 
     latency = 0.02 if not ctx.tiny else 0.005
     n = ctx.size(1000, 200, 40)
-    section = Section("io", f"5. I/O: {n} requests to a local JSON API with {latency * 1e3:.0f} ms latency")
+    section = Section(
+        "io", f"5. I/O-bound: {n} HTTP requests to a local JSON API answering after {latency * 1e3:.0f} ms"
+    )
     with DemoServer(latency_s=latency) as api:
         urls = api.todo_urls(n)
         ctx.say("io: sequential")
@@ -83,9 +86,8 @@ def run(ctx: BenchContext) -> Section:
                 speedup=estimate.best_s / timing.best_s,
                 ok=f"{ok}/{n}",
             )
-    section.notes.append(
-        "With the same number of requests in flight, threads and asyncio both hide the latency; "
-        "asyncio does it with one thread and no per-connection stacks, which is what lets it keep "
-        "hundreds of requests in flight cheaply."
-    )
+    speedups = {row.name: row.values["speedup"] for row in section.rows[1:]}
+    section.series["speedup"] = speedups
+    section.series["requests_per_s"] = {row.name: row.values["requests_per_s"] for row in section.rows}
+    section.notes.append(words.io_summary(speedups))
     return section

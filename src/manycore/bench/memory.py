@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import words
 from ._context import BenchContext
 from ._timing import time_interleaved
 from .report import Section
@@ -14,7 +15,9 @@ def run(ctx: BenchContext) -> Section:
 
     n = ctx.size(100_000_000, 25_000_000, 200_000)
     mb = n * 8 / 1e6
-    section = Section("memory", f"2. Memory-bound: sum and dot over float64 arrays of {mb:,.0f} MB")
+    section = Section(
+        "memory", f"2. Memory-bound: sum and dot over float64 arrays of {mb:,.0f} MB, GB/s per mechanism"
+    )
     rng = np.random.default_rng(0)
     x = rng.random(n)
     y = rng.random(n)
@@ -43,14 +46,23 @@ def run(ctx: BenchContext) -> Section:
         repeats=ctx.repeats,
     )
     cscale = compute["1"].best_s / compute["t"].best_s
+    section.notes.append(words.thread_scaling(t, one / many, cscale))
+    fastest_sum = min(one, many)
+    section.notes.append(words.against_numpy("native.sum", "np.sum", timings["np.sum"].best_s / fastest_sum))
+    fastest_dot = min(timings["native.dot, 1 thread"].best_s, timings[f"native.dot, {t} threads"].best_s)
     section.notes.append(
-        f"{t} threads speed native.sum up {one / many:.2f}x (memory-bound) versus {cscale:.2f}x for the "
-        "compute-bound sum of squares of a range: once the memory bus is saturated, more threads "
-        "only queue for it."
+        words.against_numpy("native.dot", "np.dot (BLAS)", timings["np.dot (BLAS)"].best_s / fastest_dot)
     )
+    gbs = {r.name: r.values["GB_per_s"] for r in section.rows}
     section.notes.append(
-        f"native.sum vs np.sum: {timings['np.sum'].best_s / many:.2f}x; native.dot vs np.dot: "
-        f"{timings['np.dot (BLAS)'].best_s / timings[f'native.dot, {t} threads'].best_s:.2f}x."
+        words.bandwidth_share(
+            "native.sum",
+            max(gbs["native.sum, 1 thread"], gbs[f"native.sum, {t} threads"]),
+            gbs["np.copyto (read + write)"],
+        )
     )
-    section.series["GB_per_s"] = {r.name: r.values["GB_per_s"] for r in section.rows}
+    section.series["GB_per_s"] = gbs
+    section.series["sum_seconds"] = {
+        name: timings[name].best_s for name in ("np.sum", "native.sum, 1 thread", f"native.sum, {t} threads")
+    }
     return section

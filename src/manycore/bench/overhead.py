@@ -6,7 +6,6 @@ import asyncio
 import ctypes
 import functools
 import importlib
-import math
 import multiprocessing
 import os
 import statistics
@@ -19,6 +18,7 @@ from typing import Any
 from .. import _extras
 from ..executors import backends, get_executor
 from ..executors.process import ProcessExecutor
+from . import words
 from ._context import BenchContext, busy
 from ._timing import Timing, calibrate_number, time_call, time_interleaved
 from .report import Section
@@ -216,20 +216,26 @@ def _crossover(ctx: BenchContext, section: Section) -> None:
     """Speed-up over serial of K CPU-bound tasks of duration d, per backend, for a range of d."""
 
     ctx.say("overhead: crossover")
-    durations = [1e-4, 1e-3, 1e-2] if ctx.tiny or ctx.quick else [1e-5, 1e-4, 1e-3, 1e-2, 3e-2]
+    # half-decade steps, so every curve has points on both sides of its crossing
     if ctx.tiny:
         durations = [1e-4, 1e-3]
+    elif ctx.quick:
+        durations = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
+    else:
+        durations = [3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
     t = ctx.threads
     speedups: dict[str, list[float]] = {
         "threads (submit)": [],
         "processes (submit)": [],
         "pmap processes (batched)": [],
     }
+    tasks: list[int] = []
     with ThreadPoolExecutor(t) as tp, ProcessExecutor(t) as pp:
         pp.submit(_noop).result()
         for d in durations:
             iterations = _calibrate_busy(d)
-            k = max(4 * t, min(400, int((0.05 if ctx.tiny else 0.2) / d)))
+            k = max(4 * t, min(400, int((0.05 if ctx.tiny else 0.1 if ctx.quick else 0.2) / d)))
+            tasks.append(k)
             work = [iterations] * k
             runs: dict[str, Callable[[], Any]] = {
                 "serial": functools.partial(_serial_map, work),
@@ -242,36 +248,6 @@ def _crossover(ctx: BenchContext, section: Section) -> None:
             serial = timings.pop("serial").best_s
             for name, timing in timings.items():
                 speedups[name].append(serial / timing.best_s)
-    section.series["crossover"] = {"task_seconds": durations, "speedup": speedups}
+    section.series["crossover"] = {"task_seconds": durations, "speedup": speedups, "tasks": tasks}
     for name, values in speedups.items():
-        cross = _crossing(durations, values)
-        where = f"{cross * 1e6:,.0f} µs" if cross is not None else "never in the measured range"
-        section.notes.append(
-            f"{name}: beats serial from a task duration of about {where} "
-            f"(speed-ups {', '.join(f'{v:.2f}' for v in values)} at "
-            f"{', '.join(f'{d * 1e6:g} µs' for d in durations)})."
-        )
-    if max(speedups["threads (submit)"]) < CROSSING:
-        section.notes.append(
-            "Threads never beat serial on this CPU-bound Python task: the GIL serialises them."
-        )
-
-
-CROSSING = 1.1
-
-
-def _crossing(durations: list[float], speedups: list[float]) -> float | None:
-    """First duration where the speed-up clearly passes 1 (>= 1.1, log-interpolated), None if never.
-
-    1.1 rather than 1.0: a ratio within 10% of 1 is noise on a shared machine.
-    """
-    previous: tuple[float, float] | None = None
-    for d, s in zip(durations, speedups, strict=True):
-        if s >= CROSSING:
-            if previous is None:
-                return d
-            d0, s0 = previous
-            frac = (CROSSING - s0) / (s - s0) if s != s0 else 0.0
-            return math.exp(math.log(d0) + frac * (math.log(d) - math.log(d0)))
-        previous = (d, s)
-    return None
+        section.notes.append(words.crossover(name, durations, values))

@@ -10,6 +10,10 @@ from typing import Any
 
 SCHEMA = "manycore-bench/1"
 
+#: A row whose median is this much above its best was disturbed while measured
+#: (another process took the CPU): it is marked, and ``--retry-noisy`` re-measures it.
+NOISY = 0.25
+
 
 @dataclass
 class Row:
@@ -20,6 +24,7 @@ class Row:
     median_s: float | None = None
     noise: float | None = None
     values: dict[str, Any] = field(default_factory=dict)
+    noisy: bool = False  # noise above NOISY: the machine disturbed this measurement
 
 
 @dataclass
@@ -32,11 +37,32 @@ class Section:
     series: dict[str, Any] = field(default_factory=dict)  # data behind the plots
     plots: list[str] = field(default_factory=list)  # files written
     seconds: float = 0.0
+    attempts: int = 1  # more than 1: re-measured for noisy rows (--retry-noisy), the quietest kept
+    first_column: str = "mechanism"  # what the rows' names are
+
+    def timed(self) -> bool:
+        """Whether any row has a time (the verdict's rows have none: its table drops those columns)."""
+        return any(row.time_s is not None for row in self.rows)
+
+    def head(self) -> list[str]:
+        """The table's column titles."""
+        times = ["time", "median", "noise"] if self.timed() else []
+        return [self.first_column, *times, *self.columns]
+
+    def cells(self, row: Row) -> list[str]:
+        """One row's cells under :meth:`head`, formatted."""
+        noise = fmt_noise(row.noise) + (" ⚠" if row.noisy else "")
+        times = [fmt_seconds(row.time_s), fmt_seconds(row.median_s), noise] if self.timed() else []
+        return [row.name, *times, *(fmt_value(row.values.get(c)) for c in self.columns)]
+
+    def noisy_rows(self) -> list[Row]:
+        return [row for row in self.rows if row.noisy]
 
     def add(self, name: str, timing: Any = None, **values: Any) -> Row:
         row = Row(name)
         if timing is not None:
             row.time_s, row.median_s, row.noise = timing.best_s, timing.median_s, timing.noise
+            row.noisy = row.noise > NOISY
         row.values = values
         for key in values:
             if key not in self.columns:
@@ -50,6 +76,7 @@ class Report:
     machine: dict[str, Any]
     quick: bool
     sections: list[Section] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # shown first: a busy machine, ...
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
     schema: str = SCHEMA
 
@@ -66,19 +93,19 @@ class Report:
             f"Created {self.created}; {'quick' if self.quick else 'full'} run; schema `{self.schema}`."
         )
         out.append("")
+        for warning in self.warnings:
+            out += [f"> **Warning:** {warning}", ""]
         out.append("| machine | |")
         out.append("|---|---|")
         for key, value in self.machine.items():
             out.append(f"| {key} | {value} |")
         for section in self.sections:
             out += ["", f"## {section.title}", ""]
-            head = ["mechanism", "time", "median", "noise", *section.columns]
+            head = section.head()
             out.append("| " + " | ".join(head) + " |")
             out.append("|" + "---|" * len(head))
             for row in section.rows:
-                cells = [row.name, fmt_seconds(row.time_s), fmt_seconds(row.median_s), fmt_noise(row.noise)]
-                cells += [fmt_value(row.values.get(c)) for c in section.columns]
-                out.append("| " + " | ".join(cells) + " |")
+                out.append("| " + " | ".join(section.cells(row)) + " |")
             for note in section.notes:
                 out += ["", f"- {note}"]
             for plot in section.plots:
