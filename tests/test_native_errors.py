@@ -476,6 +476,21 @@ def test_pool_constructor_errors(threads: object, exc: type[Exception]) -> None:
         ({"context": -1}, ValueError, r"^context must be >= 0"),
         ({"schedule": "guided"}, ValueError, r"^schedule must be 'static' or 'dynamic', got 'guided'"),
         ({"schedule": None}, ValueError, r"^schedule must be"),
+        # the whole message, as the Python face wrote it before the checks moved into C
+        ({"fn_address": True}, TypeError, r"^fn_address must be an int, not bool$"),
+        ({"fn_address": 1.5}, TypeError, r"^fn_address must be an int, not float$"),
+        ({"fn_address": 0}, ValueError, r"^fn_address must be a nonzero function address, got 0$"),
+        ({"n": -3}, ValueError, r"^n must be >= 0, got -3$"),
+        ({"n": "3"}, TypeError, r"^n must be an int, not str$"),
+        ({"n": 2**70}, OverflowError, r"size_t"),
+        ({"n": -(2**70)}, ValueError, r"^n must be >= 0, got -1180591620717411303424$"),
+        ({"grain": False}, TypeError, r"^grain must be an int, not bool$"),
+        ({"context": 2.0}, TypeError, r"^context must be an int, not float$"),
+        ({"schedule": 1}, ValueError, r"^schedule must be 'static' or 'dynamic', got 1$"),
+        ({"threads": 0}, ValueError, r"^threads must be between 1 and 1024, got 0$"),
+        ({"threads": "2"}, TypeError, r"^threads must be an int, not str$"),
+        ({"pool": "p"}, TypeError, r"^pool must be a manycore.native.Pool or None, not str$"),
+        ({"chunks": 4}, TypeError, r"unexpected keyword argument 'chunks'"),
     ],
 )
 def test_parallel_for_errors(kw: dict[str, object], exc: type[Exception], pattern: str) -> None:
@@ -483,6 +498,48 @@ def test_parallel_for_errors(kw: dict[str, object], exc: type[Exception], patter
     args.update(kw)
     with pytest.raises(exc, match=pattern):
         native.parallel_for(**args)
+
+
+def test_parallel_for_takes_what_the_python_face_took() -> None:
+    """Anything with __index__ (NumPy integers), context None, keywords in any order, a pool."""
+    np = pytest.importorskip("numpy")
+    noop = _native.noop_address()
+    assert native.parallel_for(noop, np.int64(10), None, np.uint8(2), schedule="dynamic") is None
+    assert native.parallel_for(n=10, fn_address=noop, grain=0, threads=1) is None
+    with native.Pool(2) as pool:
+        assert native.parallel_for(noop, 10, pool=pool, threads=2) is None
+        with pytest.raises(ValueError, match=r"^threads=3 is more than the pool's 2 threads$"):
+            native.parallel_for(noop, 10, pool=pool, threads=3)
+    with pytest.raises(TypeError, match=r"takes from 2 to 4 positional arguments but 5 were given"):
+        native.parallel_for(noop, 10, 0, 0, "static")  # type: ignore[misc]
+    with pytest.raises(TypeError, match=r"missing required argument 'n'"):
+        native.parallel_for(noop)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"multiple values for argument 'n'"):
+        native.parallel_for(noop, 10, n=3)  # type: ignore[misc]
+
+
+def test_parallel_for_runs_the_function_over_every_index_in_c() -> None:
+    """A ctypes callback records its ranges: the C face covers [0, n) exactly once, any schedule."""
+    import ctypes
+
+    seen: list[tuple[int, int]] = []
+    lock = threading.Lock()
+    proto = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t)
+
+    def record(ctx: int, begin: int, end: int) -> None:
+        with lock:
+            seen.append((begin, end))
+
+    fn = proto(record)
+    address = ctypes.cast(fn, ctypes.c_void_p).value
+    assert address is not None
+    for schedule in ("static", "dynamic"):
+        seen.clear()
+        native.parallel_for(address, 1000, 0, 7, schedule=schedule, threads=2)
+        covered = sorted(seen)
+        assert covered[0][0] == 0 and covered[-1][1] == 1000
+        assert all(a[1] == b[0] for a, b in zip(covered, covered[1:]))
+        assert all(end - begin <= 7 for begin, end in covered)
 
 
 # ================================================================ buffers are held / released

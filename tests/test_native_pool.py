@@ -401,6 +401,8 @@ assert native.sum(x) == want           # the default pool exists in the parent
 assert native.sum(x, threads=3) == want
 p = native.Pool(2)
 assert native.sum(x, pool=p) == want
+noop = native._native.noop_address()
+native.parallel_for(noop, 10**5)       # the C face caches the default pool's handle
 
 
 def child_sum(i):
@@ -414,6 +416,7 @@ def in_child():
     res["sos"] = native.sum_of_squares(10**7) == 333333283333335000000
     res["primes"] = native.count_primes(10**6) == 78498
     res["default_threads"] = native.default_pool().threads
+    res["parallel_for_default"] = native.parallel_for(noop, 10**5) is None  # not the parent's pool
     for name, arg in (("stale_large", x), ("stale_small", x[:10])):
         try:
             native.sum(arg, pool=p)
@@ -485,7 +488,7 @@ def test_fork_nothing_hangs(fork_result: dict[str, Any]) -> None:
 
 def test_fork_child_kernels_work(fork_result: dict[str, Any]) -> None:
     child = fork_result["child"]
-    for key in ("sum_default", "sum_threads3", "sos", "primes", "child_pool"):
+    for key in ("sum_default", "sum_threads3", "sos", "primes", "child_pool", "parallel_for_default"):
         assert child[key] is True, (key, child)
     assert child["default_threads"] == native.default_threads()
     assert child["stale_closed"] is True

@@ -49,6 +49,8 @@ typedef struct {
     PyObject *raise_status;     /* manycore._errors.raise_status */
     PyObject *raise_argument;   /* manycore._errors.raise_argument */
     unsigned long main_thread_ident;
+    PyObject *resolve;          /* manycore.native._resolve(threads, pool) -> (handle, threads) */
+    PyObject *default_pool;     /* its handle for (None, None), cached; reset after fork() */
 } module_state;
 
 static inline module_state *get_state(PyObject *module)
@@ -819,36 +821,201 @@ static void pf_task(void *p, size_t begin, size_t end, unsigned worker)
     c->fn(c->ctx, begin, end);
 }
 
-static PyObject *nat_parallel_for(PyObject *m, PyObject *args)
+/* The public face, native.parallel_for itself: every check of the Python face
+ * (manycore._validate.as_int/check_int, the schedule, native._resolve) done here
+ * with the same exceptions and messages, so a call from Python runs no Python
+ * frame (issue #20: dispatch from Python at OpenMP's cost). */
+
+/* as_int(): an int or anything with __index__, never bool. New reference. */
+static PyObject *face_index(PyObject *obj, const char *name)
 {
-    module_state *st = get_state(m);
-    PyObject *fn_obj, *ctx_obj, *pool;
-    size_t n, grain;
-    int schedule;
-    unsigned int threads;
-    if (!PyArg_ParseTuple(args, "OO&OO&iOI:parallel_for", &fn_obj, conv_size, &n, &ctx_obj, conv_size, &grain,
-                          &schedule, &pool, &threads))
-        return NULL;
-    void *fn = PyLong_AsVoidPtr(fn_obj);
-    if (fn == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "fn_address must be a nonzero function address");
+    if (PyLong_CheckExact(obj))
+        return Py_NewRef(obj);
+    if (PyBool_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an int, not bool", name);
         return NULL;
     }
-    void *ctx = ctx_obj == Py_None ? NULL : PyLong_AsVoidPtr(ctx_obj);
-    if (ctx == NULL && PyErr_Occurred())
+    PyObject *v = PyNumber_Index(obj);
+    if (v == NULL && PyErr_ExceptionMatches(PyExc_TypeError)) {
+        PyErr_Clear();
+        PyObject *tname = PyType_GetName(Py_TYPE(obj));
+        if (tname != NULL) {
+            PyErr_Format(PyExc_TypeError, "%s must be an int, not %U", name, tname);
+            Py_DECREF(tname);
+        }
+    }
+    return v;
+}
+
+/* check_int(minimum=0) (or > 0 for an address: `positive`), then as size_t. */
+static int face_size(PyObject *obj, const char *name, int positive, size_t *out)
+{
+    PyObject *v = face_index(obj, name);
+    if (v == NULL)
+        return -1;
+    int overflow;
+    long long s = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (s == -1 && PyErr_Occurred()) {
+        Py_DECREF(v);
+        return -1;
+    }
+    if (overflow < 0 || (overflow == 0 && (positive ? s <= 0 : s < 0))) {
+        if (positive)
+            PyErr_Format(PyExc_ValueError, "%s must be a nonzero function address, got %R", name, v);
+        else
+            PyErr_Format(PyExc_ValueError, "%s must be >= 0, got %R", name, v);
+        Py_DECREF(v);
+        return -1;
+    }
+    if (overflow == 0) {
+        *out = (size_t)s;
+    } else {
+        *out = PyLong_AsSize_t(v);  /* past LLONG_MAX: OverflowError beyond SIZE_MAX */
+        if (*out == (size_t)-1 && PyErr_Occurred()) {
+            Py_DECREF(v);
+            return -1;
+        }
+    }
+    Py_DECREF(v);
+    return 0;
+}
+
+enum { PF_FN, PF_N, PF_CONTEXT, PF_GRAIN, PF_SCHEDULE, PF_THREADS, PF_POOL, PF_COUNT };
+static const char *const pf_names[PF_COUNT] = {"fn_address", "n",       "context", "grain",
+                                               "schedule",   "threads", "pool"};
+
+static int pf_parse(PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames, PyObject **v)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs > PF_GRAIN + 1) {
+        PyErr_Format(PyExc_TypeError, "parallel_for() takes from 2 to 4 positional arguments but %zd were given",
+                     nargs);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        v[i] = args[i];
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+        int found = -1;
+        for (int i = 0; i < PF_COUNT && found < 0; i++)
+            if (PyUnicode_CompareWithASCIIString(key, pf_names[i]) == 0)
+                found = i;
+        if (found < 0) {
+            PyErr_Format(PyExc_TypeError, "parallel_for() got an unexpected keyword argument '%U'", key);
+            return -1;
+        }
+        if (v[found] != NULL) {
+            PyErr_Format(PyExc_TypeError, "parallel_for() got multiple values for argument '%s'", pf_names[found]);
+            return -1;
+        }
+        v[found] = args[nargs + k];
+    }
+    for (int i = PF_FN; i <= PF_N; i++)
+        if (v[i] == NULL) {
+            PyErr_Format(PyExc_TypeError, "parallel_for() missing required argument '%s'", pf_names[i]);
+            return -1;
+        }
+    return 0;
+}
+
+/* native._resolve(threads, pool) -> (pool handle or None, threads); (None, None) cached. */
+static int pf_resolve(PyObject *m, module_state *st, PyObject *threads, PyObject *pool, PyObject **handle,
+                      unsigned *nthreads)
+{
+    int plain = (threads == NULL || threads == Py_None) && (pool == NULL || pool == Py_None);
+    if (plain && st->default_pool != NULL) {
+        *handle = Py_NewRef(st->default_pool);
+        *nthreads = 0;
+        return 0;
+    }
+    if (st->resolve == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "manycore._native: import manycore.native first");
+        return -1;
+    }
+    PyObject *got = PyObject_CallFunctionObjArgs(st->resolve, threads ? threads : Py_None, pool ? pool : Py_None,
+                                                 NULL);
+    if (got == NULL)
+        return -1;
+    unsigned long t = 0;
+    if (!PyTuple_Check(got) || PyTuple_GET_SIZE(got) != 2 ||
+        ((t = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(got, 1))) == (unsigned long)-1 && PyErr_Occurred())) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_SystemError, "native._resolve must return (handle, threads)");
+        Py_DECREF(got);
+        return -1;
+    }
+    *handle = Py_NewRef(PyTuple_GET_ITEM(got, 0));
+    *nthreads = (unsigned)t;
+    Py_DECREF(got);
+    if (plain && *handle != Py_None) {
+        Py_BEGIN_CRITICAL_SECTION(m);
+        if (st->default_pool == NULL)
+            st->default_pool = Py_NewRef(*handle);
+        Py_END_CRITICAL_SECTION();
+    }
+    return 0;
+}
+
+static PyObject *nat_parallel_for_face(PyObject *m, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    module_state *st = get_state(m);
+    PyObject *v[PF_COUNT] = {NULL};
+    if (pf_parse(args, nargsf, kwnames, v) < 0)
         return NULL;
-    pf_ctx pc = {(user_range_fn)fn, ctx};
+    size_t addr, n, grain = 0, context = 0;
+    if (face_size(v[PF_FN], "fn_address", 1, &addr) < 0 || face_size(v[PF_N], "n", 0, &n) < 0 ||
+        (v[PF_GRAIN] != NULL && face_size(v[PF_GRAIN], "grain", 0, &grain) < 0) ||
+        (v[PF_CONTEXT] != NULL && v[PF_CONTEXT] != Py_None && face_size(v[PF_CONTEXT], "context", 0, &context) < 0))
+        return NULL;
+    int schedule = MC_SCHEDULE_STATIC;
+    PyObject *sched = v[PF_SCHEDULE];
+    if (sched != NULL) {
+        if (PyUnicode_Check(sched) && PyUnicode_CompareWithASCIIString(sched, "static") == 0)
+            schedule = MC_SCHEDULE_STATIC;
+        else if (PyUnicode_Check(sched) && PyUnicode_CompareWithASCIIString(sched, "dynamic") == 0)
+            schedule = MC_SCHEDULE_DYNAMIC;
+        else {
+            PyErr_Format(PyExc_ValueError, "schedule must be 'static' or 'dynamic', got %R", sched);
+            return NULL;
+        }
+    }
+    PyObject *pool;
+    unsigned threads;
+    if (pf_resolve(m, st, v[PF_THREADS], v[PF_POOL], &pool, &threads) < 0)
+        return NULL;
+    pf_ctx pc = {(user_range_fn)(uintptr_t)addr, (void *)(uintptr_t)context};
     kcall kc;
-    /* Always released: the callback may need the GIL itself (ctypes/cffi
-     * Python callbacks take it per call). */
-    if (kcall_begin(st, &kc, pool, threads, POOL_MIN_WORK) < 0)
+    int rc = kcall_begin(st, &kc, pool, threads, POOL_MIN_WORK);
+    Py_DECREF(pool);  /* kcall_begin holds its own reference */
+    if (rc < 0)
         return NULL;
     kcall_allow_threads(&kc);
     int status = mc_parallel_for(&kc.ex, pf_task, &pc, n, grain, schedule);
     kcall_end_allow_threads(&kc);
     if (kcall_finish(&kc, status, "parallel_for") < 0)
         return NULL;
+    Py_RETURN_NONE;
+}
+
+/* native.py hands over _resolve once at import; after fork() the cached
+ * default pool belongs to the parent and is forgotten (native.py's at-fork hook). */
+static PyObject *nat_set_resolver(PyObject *m, PyObject *fn)
+{
+    module_state *st = get_state(m);
+    if (!PyCallable_Check(fn)) {
+        PyErr_SetString(PyExc_TypeError, "resolver must be callable");
+        return NULL;
+    }
+    Py_XSETREF(st->resolve, Py_NewRef(fn));
+    Py_CLEAR(st->default_pool);
+    Py_RETURN_NONE;
+}
+
+static PyObject *nat_forget_default_pool(PyObject *m, PyObject *unused)
+{
+    (void)unused;
+    Py_CLEAR(get_state(m)->default_pool);
     Py_RETURN_NONE;
 }
 
@@ -1078,8 +1245,18 @@ static PyMethodDef native_methods[] = {
      "mandelbrot(width, height, max_iter, xmin, xmax, ymin, ymax, out, pool, threads)"},
     {"matmul", nat_matmul, METH_VARARGS, "matmul(a, b, out, m, k, n, pool, threads)"},
     {"square", nat_square, METH_VARARGS, "square(x, out, pool, threads)"},
-    {"parallel_for", nat_parallel_for, METH_VARARGS,
-     "parallel_for(fn_address, n, context, grain, schedule, pool, threads)"},
+    {"parallel_for", (PyCFunction)(void (*)(void))nat_parallel_for_face, METH_FASTCALL | METH_KEYWORDS,
+     "parallel_for(fn_address, n, context=0, grain=0, *, schedule='static', threads=None, pool=None)\n--\n\n"
+     "Run the C function at ``fn_address`` over ``[0, n)`` on the pool, without the GIL.\n\n"
+     "The function must have the signature ``void f(void *context, size_t begin, size_t end)``\n"
+     "and is called on disjoint chunks of at most ``grain`` indices (0: about 16 chunks per\n"
+     "thread).  Addresses come from ctypes (``ctypes.cast(f, ctypes.c_void_p).value``),\n"
+     "cffi or Numba ``cfunc``.  A function that is really a Python callback takes the GIL\n"
+     "per call and therefore runs serialised.  ``schedule`` is ``\"static\"`` (contiguous\n"
+     "share per thread) or ``\"dynamic\"`` (chunks handed out from an atomic counter).\n"
+     "Every argument is checked here, in C: a call from Python runs no Python frame."},
+    {"_set_resolver", nat_set_resolver, METH_O, "Hand over native._resolve (called once by manycore.native)."},
+    {"_forget_default_pool", nat_forget_default_pool, METH_NOARGS, "After fork(): drop the parent's pool."},
     {"bench_dispatch", nat_bench_dispatch, METH_VARARGS, "bench_dispatch(pool, threads, iterations) -> s/region"},
     {"start_threads", nat_start_threads, METH_VARARGS, "start_threads(n, work) -> (records, total)"},
     {"call_in_threads", nat_call_in_threads, METH_VARARGS,
@@ -1157,6 +1334,8 @@ static int native_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->pool_type);
     Py_VISIT(st->raise_status);
     Py_VISIT(st->raise_argument);
+    Py_VISIT(st->resolve);
+    Py_VISIT(st->default_pool);
     return 0;
 }
 
@@ -1166,6 +1345,8 @@ static int native_clear(PyObject *m)
     Py_CLEAR(st->pool_type);
     Py_CLEAR(st->raise_status);
     Py_CLEAR(st->raise_argument);
+    Py_CLEAR(st->resolve);
+    Py_CLEAR(st->default_pool);
     return 0;
 }
 

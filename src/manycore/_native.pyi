@@ -50,13 +50,15 @@ def square(x: Any, out: Any, pool: Pool | None, threads: int, /) -> None: ...
 def parallel_for(
     fn_address: int,
     n: int,
-    context: int | None,
-    grain: int,
-    schedule: int,
-    pool: Pool | None,
-    threads: int,
-    /,
+    context: int | None = 0,
+    grain: int = 0,
+    *,
+    schedule: str = "static",
+    threads: int | None = None,
+    pool: Any = None,
 ) -> None: ...
+def _set_resolver(resolve: Callable[[Any, Any], tuple[Any, int]], /) -> None: ...
+def _forget_default_pool() -> None: ...
 def bench_dispatch(pool: Pool | None, threads: int, iterations: int, /) -> float: ...
 def start_threads(n: int, work: int, /) -> tuple[list[tuple[int, int, int, int, float, float, int]], int]: ...
 def call_in_threads(

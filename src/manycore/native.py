@@ -27,13 +27,12 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _kernel_args as args
 from . import _native
 from ._validate import (
     MAX_THREADS,
-    as_int,
     check_int,
     check_threads,
 )
@@ -67,7 +66,6 @@ Number = int | float
 
 SUM_OF_SQUARES_MAX_N: int = _native.SUM_OF_SQUARES_MAX_N
 COUNT_PRIMES_MAX_N: int = _native.COUNT_PRIMES_MAX_N
-_SCHEDULES = {"static": _native.SCHEDULE_STATIC, "dynamic": _native.SCHEDULE_DYNAMIC}
 
 
 class Pool:
@@ -146,6 +144,7 @@ def _forget_pools_after_fork() -> None:
     _pools_lock = threading.Lock()
     _pools.clear()
     _pool_for.clear()
+    _native._forget_default_pool()
 
 
 if hasattr(os, "register_at_fork"):
@@ -169,6 +168,9 @@ def _resolve(threads: int | None, pool: Pool | None) -> tuple[Any, int]:
     if t == 1:
         return None, 1
     return default_pool(t)._handle, t
+
+
+_native._set_resolver(_resolve)  # parallel_for (in C) resolves threads/pool with it
 
 
 # ---------------------------------------------------------------- reductions
@@ -369,37 +371,26 @@ def call_in_threads(
     return [v for _, v in outcomes]
 
 
-def parallel_for(
-    fn_address: int,
-    n: int,
-    context: int | None = 0,
-    grain: int = 0,
-    *,
-    schedule: str = "static",
-    threads: int | None = None,
-    pool: Pool | None = None,
-) -> None:
-    """Run the C function at ``fn_address`` over ``[0, n)`` on the pool, without the GIL.
+if TYPE_CHECKING:
 
-    The function must have the signature
-    ``void f(void *context, size_t begin, size_t end)`` and is called on
-    disjoint chunks of at most ``grain`` indices (0: about 16 chunks per
-    thread).  Addresses come from ctypes (``ctypes.cast(f, ctypes.c_void_p).value``),
-    cffi or Numba ``cfunc``.  A function that is really a Python callback takes
-    the GIL per call and therefore runs serialised.  ``schedule`` is
-    ``"static"`` (contiguous share per thread) or ``"dynamic"`` (chunks handed
-    out from an atomic counter).
-    """
-    addr = as_int(fn_address, "fn_address")
-    if addr <= 0:
-        raise ValueError(f"fn_address must be a nonzero function address, got {addr}")
-    count = check_int(n, "n", minimum=0)
-    g = check_int(grain, "grain", minimum=0)
-    ctx = 0 if context is None else check_int(context, "context", minimum=0)
-    if schedule not in _SCHEDULES:
-        raise ValueError(f"schedule must be 'static' or 'dynamic', got {schedule!r}")
-    handle, t = _resolve(threads, pool)
-    _native.parallel_for(addr, count, ctx, g, _SCHEDULES[schedule], handle, t)
+    def parallel_for(
+        fn_address: int,
+        n: int,
+        context: int | None = 0,
+        grain: int = 0,
+        *,
+        schedule: str = "static",
+        threads: int | None = None,
+        pool: Pool | None = None,
+    ) -> None:
+        """Run the C function at ``fn_address`` over ``[0, n)`` on the pool, without the GIL.
+
+        (The function is ``_native.parallel_for``, written in C with its docstring there:
+        every argument is checked in C, so a call from Python runs no Python frame.)
+        """
+
+else:
+    parallel_for = _native.parallel_for
 
 
 def bench_dispatch(
