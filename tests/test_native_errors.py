@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import array
 import ctypes
+import itertools
 import math
 import signal
 import threading
@@ -537,8 +538,9 @@ def test_parallel_for_runs_the_function_over_every_index_in_c() -> None:
         seen.clear()
         native.parallel_for(address, 1000, 0, 7, schedule=schedule, threads=2)
         covered = sorted(seen)
-        assert covered[0][0] == 0 and covered[-1][1] == 1000
-        assert all(a[1] == b[0] for a, b in zip(covered, covered[1:]))
+        assert covered[0][0] == 0
+        assert covered[-1][1] == 1000
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(covered))
         assert all(end - begin <= 7 for begin, end in covered)
 
 
