@@ -80,6 +80,12 @@ def sleeps_on_one(x: int) -> int:
     return x
 
 
+def nap(x: int) -> int:
+    """``x`` after a tenth of a second."""
+    time.sleep(0.1)
+    return x
+
+
 def python_cpu(n: int) -> int:
     """Pure-Python CPU work that holds the GIL (a few ms per item at n=60_000)."""
     total = 0
