@@ -1,0 +1,114 @@
+"""Per-task cost of batched process maps, and CPU-bound pmap(auto), against multiprocessing.Pool.
+
+    python benchmarks/per_task.py [--quick] [--rounds N]
+
+Issue #20's targets, every peer measured round-robin in the same run:
+* per task, trivial tasks on warm workers: ``pmap`` on processes <= 1.0x
+  ``Pool(2).map(fn, xs, chunksize=25000)``;
+* CPU-bound pure Python: ``pmap(auto)``'s speed-up over serial >= 1.0x the
+  speed-up of ``Pool(2).map`` (a warm Pool: its start is not counted; pmap's
+  own start, probe and decision are).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import manycore
+from manycore import pmap
+
+
+def trivial(x: int) -> int:
+    return x + 1
+
+
+def cpu_task(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i % 7
+    return total
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rounds", type=int, default=None)
+    args = parser.parse_args()
+    rounds = args.rounds or (3 if args.quick else 7)
+    cpus = 2
+    big = list(range(200_000 if args.quick else 1_000_000))
+    work = [300_000] * 8  # 8 tasks of ~10-20 ms
+    want_big = [x + 1 for x in big]
+    want_work = [cpu_task(n) for n in work]
+
+    trivial_rows: dict[str, Callable[[], Any]] = {}
+    cpu_rows: dict[str, Callable[[], Any]] = {}
+    with multiprocessing.get_context().Pool(cpus) as pool, manycore.ProcessExecutor(cpus) as executor:
+        pool.map(trivial, range(100))
+        list(executor.pmap(trivial, range(100)))
+        trivial_rows = {
+            "Pool(2).map(chunksize=25000), warm": lambda: pool.map(trivial, big, chunksize=25_000),
+            "ProcessExecutor(2).pmap, warm": lambda: list(executor.pmap(trivial, big)),
+            "pmap(backend='processes'), start included": lambda: list(
+                pmap(trivial, big, backend="processes")
+            ),
+        }
+        cpu_rows = {
+            "serial": lambda: [cpu_task(n) for n in work],
+            "Pool(2).map, warm": lambda: pool.map(cpu_task, work, chunksize=1),
+            "pmap(auto), start and probe included": lambda: list(pmap(cpu_task, work)),
+            "ProcessExecutor(2).pmap, warm": lambda: list(executor.pmap(cpu_task, work)),
+        }
+        assert pool.map(trivial, big, chunksize=25_000) == want_big
+        assert list(pmap(cpu_task, work)) == want_work
+        samples: dict[str, list[float]] = {name: [] for name in [*trivial_rows, *cpu_rows]}
+        for r in range(rounds):
+            order = list(trivial_rows.items()) + list(cpu_rows.items())
+            order = order[r % len(order) :] + order[: r % len(order)]  # rotate: no row always first
+            for name, fn in order:
+                samples[name].append(timed(fn))
+    best = {name: min(v) for name, v in samples.items()}
+    median = {name: statistics.median(v) for name, v in samples.items()}
+    print(
+        f"per task: {len(big):,} trivial tasks, {cpus} workers, {rounds} rounds; Python {sys.version.split()[0]}"
+    )
+    for name in trivial_rows:
+        print(
+            f"  {name:44} {best[name] / len(big) * 1e6:6.3f} us/task best, "
+            f"{median[name] / len(big) * 1e6:6.3f} median"
+        )
+    pool_name = "Pool(2).map(chunksize=25000), warm"
+    for name in list(trivial_rows)[1:]:
+        print(
+            f"  {name} / Pool: {best[name] / best[pool_name]:.2f}x best, "
+            f"{median[name] / median[pool_name]:.2f}x median   (target <= 1.0x)"
+        )
+    print(f"\nCPU-bound: {len(work)} pure-Python tasks of cpu_task({work[0]:,})")
+    for name in cpu_rows:
+        print(
+            f"  {name:44} {best[name] * 1e3:7.1f} ms best ({best['serial'] / best[name]:.2f}x serial), "
+            f"{median[name] * 1e3:7.1f} ms median ({median['serial'] / median[name]:.2f}x)"
+        )
+    auto, pool_cpu = "pmap(auto), start and probe included", "Pool(2).map, warm"
+    ratio_best = best[pool_cpu] / best[auto]
+    ratio_median = median[pool_cpu] / median[auto]
+    print(
+        f"  pmap(auto) speed-up / Pool.map speed-up: {ratio_best:.2f}x best, {ratio_median:.2f}x median   "
+        "(target >= 1.0x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
