@@ -412,6 +412,25 @@ def test_auto_keeps_trivial_work_serial_and_sends_waiting_work_to_threads(capsys
     assert "backend=threads" in capsys.readouterr().err
 
 
+def test_auto_gives_threads_short_chunks(capsys) -> None:
+    """A hand-off to a thread costs microseconds: chunks of ~2 ms (not ~20 ms as for processes), so
+    two workers stay balanced when later items cost more than the probed ones."""
+    import re
+
+    from manycore._map.decide import THREAD_CHUNK_S
+
+    def wait_half_a_ms(x: int) -> int:
+        time.sleep(0.0005)
+        return x
+
+    assert list(pmap(wait_half_a_ms, range(200), workers=2, explain=True)) == list(range(200))
+    err = capsys.readouterr().err
+    assert "backend=threads" in err
+    chunk = int(re.search(r"chunksize=(\d+)", err).group(1))  # type: ignore[union-attr]
+    # items take >= 0.5 ms (sleep's floor), so a chunk holds at most THREAD_CHUNK_S / 0.5 ms of them
+    assert 1 <= chunk <= THREAD_CHUNK_S / 0.0005, err
+
+
 def test_auto_sends_cpu_bound_python_to_processes_or_to_threads_without_the_gil(capsys) -> None:
     out = list(pmap(cpu_heavy, range(24), explain=True))
     assert out == [cpu_heavy(x) for x in range(24)]

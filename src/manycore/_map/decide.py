@@ -5,7 +5,8 @@ results are kept), reads their CPU-to-wall ratio, asks whether the work
 lets another thread run Python (:mod:`manycore._threadprobe`), tries two
 threads on a sample when that is unclear, estimates what shipping an item to
 a process costs, and picks serial, threads, processes or native with a chunk
-size aiming at :data:`TARGET_CHUNK_S` per chunk.  The decision is cached per
+size aiming at :data:`TARGET_CHUNK_S` per chunk (:data:`THREAD_CHUNK_S` on
+threads).  The decision is cached per
 function (weakly) and says why (``explain=True``).
 """
 
@@ -36,6 +37,10 @@ from .bounded import MAP_TIMEOUT_MESSAGE, Helper, abandon, fn_name, overrun_erro
 #: Target wall time of one chunk: long enough to hide hand-off costs, short
 #: enough for load balance, progress and cancellation.
 TARGET_CHUNK_S = 0.02
+#: The same on threads, where a hand-off costs microseconds, not a pickle and a
+#: pipe: chunks this short keep the workers balanced when items differ in cost
+#: (the probe times only the first items).
+THREAD_CHUNK_S = 0.002
 #: Below this total serial time a map is not worth any parallel machinery.
 TRIVIAL_TOTAL_S = 0.005
 #: Below this per-item time, items are too small to ship one by one.
@@ -171,13 +176,16 @@ def decide(
     cpu_ratio = (sum(cpus) / sum(walls)) if sum(walls) > 0 else 1.0
     remaining = max(0, length - len(values)) if length >= 0 else None
     m: dict[str, float] = {"probe_items": len(values), "item_wall_s": per_item, "cpu_to_wall": cpu_ratio}
-    chunk = chunksize or max(1, min(50_000, int(TARGET_CHUNK_S / max(per_item, 1e-9))))
     if remaining is not None:
         m["remaining_items"] = remaining
-        chunk = min(chunk, max(1, math.ceil(remaining / n_workers)))
+
+    def chunk_for(backend: str) -> int:
+        target = THREAD_CHUNK_S if backend == "threads" else TARGET_CHUNK_S
+        chunk = chunksize or max(1, min(50_000, int(target / max(per_item, 1e-9))))
+        return chunk if remaining is None else min(chunk, max(1, math.ceil(remaining / n_workers)))
 
     def decided(backend: str, reason: str, warm: Executor | None = None) -> tuple[Decision, Batch | None]:
-        d = Decision(backend, chunk, 1 if backend == "serial" else n_workers, reason, m)
+        d = Decision(backend, chunk_for(backend), 1 if backend == "serial" else n_workers, reason, m)
         with _decisions_lock:
             try:
                 _decisions[key] = d
