@@ -519,6 +519,26 @@ def test_parallel_for_takes_what_the_python_face_took() -> None:
         native.parallel_for(noop, 10, n=3)  # type: ignore[misc]
 
 
+def test_kernel_faces_in_c_check_their_arguments_as_python_would() -> None:
+    """sum, dot and sum_of_squares are C functions: their argument shapes fail as a def's would."""
+    x = np.ones(4)
+    with pytest.raises(TypeError, match=r"^sum\(\) takes 1 positional argument but 2 were given$"):
+        native.sum(x, 2)  # type: ignore[misc]
+    with pytest.raises(TypeError, match=r"^dot\(\) missing required argument 'y'$"):
+        native.dot(x)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"^sum_of_squares\(\) got an unexpected keyword argument 'n'$"):
+        native.sum_of_squares(x, n=3)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match=r"^threads must be between 1 and 1024, got 0$"):
+        native.dot(x, x, threads=0)
+    with pytest.raises(TypeError, match=r"^pool must be a manycore.native.Pool or None, not int$"):
+        native.sum(x, pool=3)  # type: ignore[arg-type]
+    assert native.sum(x=x, threads=1) == 4.0
+    assert native.dot(y=x, x=x) == 4.0
+    assert native.sum_of_squares(np.int16(4)) == 14
+    assert native.sum_of_squares(np.array(4)) == 14  # a 0-d array has __index__: the range form
+    assert native.sum_of_squares(np.array([4])) == 16  # a 1-d array is a buffer
+
+
 def test_parallel_for_runs_the_function_over_every_index_in_c() -> None:
     """A ctypes callback records its ranges: the C face covers [0, n) exactly once, any schedule."""
     import ctypes
@@ -637,7 +657,7 @@ def _closed_pool() -> native.Pool:
         ("square-out-length", lambda ba: native.square(ba, out=np.zeros(3, np.uint64)), ValueError),
         ("square-out-dtype", lambda ba: native.square(ba, out=np.zeros(len(ba), np.float32)), TypeError),
         ("closed-pool", lambda ba: native.sum(ba, pool=_closed_pool()), RuntimeError),
-        ("threads-above-pool", lambda ba: _native.sum(ba, _native.Pool(2), 3), ValueError),
+        ("threads-above-pool", lambda ba: native.sum(ba, pool=native.Pool(2), threads=3), ValueError),
     ],
 )
 @pytest.mark.parametrize("size", [1000, 300_000])

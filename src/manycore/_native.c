@@ -545,14 +545,10 @@ static PyObject *scalar_to_py(const mc_scalar *v)
 }
 
 /* ------------------------------------------------------------------ kernels */
-static PyObject *nat_sum_of_squares_range(PyObject *m, PyObject *args)
+/* The kernels' bodies below take a resolved (pool handle or None, threads);
+ * their faces (further down, after the argument parser) check the arguments. */
+static PyObject *sos_range_run(module_state *st, uint64_t n, PyObject *pool, unsigned threads)
 {
-    module_state *st = get_state(m);
-    uint64_t n;
-    PyObject *pool;
-    unsigned int threads;
-    if (!PyArg_ParseTuple(args, "O&OI:sum_of_squares_range", conv_u64, &n, &pool, &threads))
-        return NULL;
     kcall kc;
     if (kcall_begin(st, &kc, pool, threads, (double)n) < 0)
         return NULL;
@@ -567,13 +563,10 @@ static PyObject *nat_sum_of_squares_range(PyObject *m, PyObject *args)
 
 typedef int (*reduce_fn)(const mc_exec *, const void *, size_t, int, mc_scalar *);
 
-static PyObject *reduce_one(PyObject *m, PyObject *args, int kernel, reduce_fn fn, const char *name)
+static PyObject *reduce_run(module_state *st, PyObject *obj, PyObject *pool, unsigned threads, int kernel,
+                            reduce_fn fn, const char *name)
 {
-    module_state *st = get_state(m);
-    PyObject *objs[1], *pool;
-    unsigned int threads;
-    if (!PyArg_ParseTuple(args, "OOI", &objs[0], &pool, &threads))
-        return NULL;
+    PyObject *objs[1] = {obj};
     kbufs kb;
     if (kbufs_get(st, kernel, objs, NULL, 0, &kb) < 0)
         return NULL;
@@ -593,23 +586,9 @@ static PyObject *reduce_one(PyObject *m, PyObject *args, int kernel, reduce_fn f
     return scalar_to_py(&out);
 }
 
-static PyObject *nat_sum(PyObject *m, PyObject *args)
+static PyObject *dot_run(module_state *st, PyObject *xo, PyObject *yo, PyObject *pool, unsigned threads)
 {
-    return reduce_one(m, args, MC_K_SUM, mc_sum, "sum");
-}
-
-static PyObject *nat_sum_of_squares(PyObject *m, PyObject *args)
-{
-    return reduce_one(m, args, MC_K_SUM_OF_SQUARES, mc_sum_of_squares, "sum_of_squares");
-}
-
-static PyObject *nat_dot(PyObject *m, PyObject *args)
-{
-    module_state *st = get_state(m);
-    PyObject *objs[2], *pool;
-    unsigned int threads;
-    if (!PyArg_ParseTuple(args, "OOOI:dot", &objs[0], &objs[1], &pool, &threads))
-        return NULL;
+    PyObject *objs[2] = {xo, yo};
     kbufs kb;
     if (kbufs_get(st, MC_K_DOT, objs, NULL, 0, &kb) < 0)
         return NULL;
@@ -880,16 +859,25 @@ static int face_size(PyObject *obj, const char *name, int positive, size_t *out)
     return 0;
 }
 
-enum { PF_FN, PF_N, PF_CONTEXT, PF_GRAIN, PF_SCHEDULE, PF_THREADS, PF_POOL, PF_COUNT };
-static const char *const pf_names[PF_COUNT] = {"fn_address", "n",       "context", "grain",
-                                               "schedule",   "threads", "pool"};
+/* A face's signature: positional-or-keyword names first (npos_min of them
+ * required), then keyword-only ones. */
+typedef struct {
+    const char *fname;
+    int npos_min, npos_max, nnames;
+    const char *const *names;
+} face_sig;
 
-static int pf_parse(PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames, PyObject **v)
+static int face_parse(const face_sig *sig, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames,
+                      PyObject **v)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (nargs > PF_GRAIN + 1) {
-        PyErr_Format(PyExc_TypeError, "parallel_for() takes from 2 to 4 positional arguments but %zd were given",
-                     nargs);
+    if (nargs > sig->npos_max) {
+        if (sig->npos_min == sig->npos_max)
+            PyErr_Format(PyExc_TypeError, "%s() takes %d positional argument%s but %zd were given", sig->fname,
+                         sig->npos_max, sig->npos_max == 1 ? "" : "s", nargs);
+        else
+            PyErr_Format(PyExc_TypeError, "%s() takes from %d to %d positional arguments but %zd were given",
+                         sig->fname, sig->npos_min, sig->npos_max, nargs);
         return -1;
     }
     for (Py_ssize_t i = 0; i < nargs; i++)
@@ -898,26 +886,32 @@ static int pf_parse(PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames,
     for (Py_ssize_t k = 0; k < nkw; k++) {
         PyObject *key = PyTuple_GET_ITEM(kwnames, k);
         int found = -1;
-        for (int i = 0; i < PF_COUNT && found < 0; i++)
-            if (PyUnicode_CompareWithASCIIString(key, pf_names[i]) == 0)
+        for (int i = 0; i < sig->nnames && found < 0; i++)
+            if (PyUnicode_CompareWithASCIIString(key, sig->names[i]) == 0)
                 found = i;
         if (found < 0) {
-            PyErr_Format(PyExc_TypeError, "parallel_for() got an unexpected keyword argument '%U'", key);
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", sig->fname, key);
             return -1;
         }
         if (v[found] != NULL) {
-            PyErr_Format(PyExc_TypeError, "parallel_for() got multiple values for argument '%s'", pf_names[found]);
+            PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", sig->fname,
+                         sig->names[found]);
             return -1;
         }
         v[found] = args[nargs + k];
     }
-    for (int i = PF_FN; i <= PF_N; i++)
+    for (int i = 0; i < sig->npos_min; i++)
         if (v[i] == NULL) {
-            PyErr_Format(PyExc_TypeError, "parallel_for() missing required argument '%s'", pf_names[i]);
+            PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", sig->fname, sig->names[i]);
             return -1;
         }
     return 0;
 }
+
+enum { PF_FN, PF_N, PF_CONTEXT, PF_GRAIN, PF_SCHEDULE, PF_THREADS, PF_POOL, PF_COUNT };
+static const char *const pf_names[PF_COUNT] = {"fn_address", "n",       "context", "grain",
+                                               "schedule",   "threads", "pool"};
+static const face_sig pf_sig = {"parallel_for", 2, 4, PF_COUNT, pf_names};
 
 /* native._resolve(threads, pool) -> (pool handle or None, threads); (None, None) cached. */
 static int pf_resolve(PyObject *m, module_state *st, PyObject *threads, PyObject *pool, PyObject **handle,
@@ -961,7 +955,7 @@ static PyObject *nat_parallel_for_face(PyObject *m, PyObject *const *args, Py_ss
 {
     module_state *st = get_state(m);
     PyObject *v[PF_COUNT] = {NULL};
-    if (pf_parse(args, nargsf, kwnames, v) < 0)
+    if (face_parse(&pf_sig, args, nargsf, kwnames, v) < 0)
         return NULL;
     size_t addr, n, grain = 0, context = 0;
     if (face_size(v[PF_FN], "fn_address", 1, &addr) < 0 || face_size(v[PF_N], "n", 0, &n) < 0 ||
@@ -996,6 +990,105 @@ static PyObject *nat_parallel_for_face(PyObject *m, PyObject *const *args, Py_ss
     if (kcall_finish(&kc, status, "parallel_for") < 0)
         return NULL;
     Py_RETURN_NONE;
+}
+
+/* sum, dot and sum_of_squares: their public faces, as parallel_for's (no
+ * Python frame): x (and y) positional, threads and pool keyword-only. */
+static const char *const x_names[] = {"x", "threads", "pool"};
+static const char *const xy_names[] = {"x", "y", "threads", "pool"};
+static const face_sig sum_sig = {"sum", 1, 1, 3, x_names};
+static const face_sig sos_sig = {"sum_of_squares", 1, 1, 3, x_names};
+static const face_sig dot_sig = {"dot", 2, 2, 4, xy_names};
+
+static PyObject *nat_sum_face(PyObject *m, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    module_state *st = get_state(m);
+    PyObject *v[3] = {NULL}, *pool;
+    unsigned threads;
+    if (face_parse(&sum_sig, args, nargsf, kwnames, v) < 0 || pf_resolve(m, st, v[1], v[2], &pool, &threads) < 0)
+        return NULL;
+    PyObject *r = reduce_run(st, v[0], pool, threads, MC_K_SUM, mc_sum, "sum");
+    Py_DECREF(pool);
+    return r;
+}
+
+static PyObject *nat_dot_face(PyObject *m, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    module_state *st = get_state(m);
+    PyObject *v[4] = {NULL}, *pool;
+    unsigned threads;
+    if (face_parse(&dot_sig, args, nargsf, kwnames, v) < 0 || pf_resolve(m, st, v[2], v[3], &pool, &threads) < 0)
+        return NULL;
+    PyObject *r = dot_run(st, v[0], v[1], pool, threads);
+    Py_DECREF(pool);
+    return r;
+}
+
+#define SOS_TYPE_MESSAGE                                                                              \
+    "x must be an int (the sum of i*i for i in range(x)) or a buffer of numbers (bytes, bytearray, " \
+    "array.array, memoryview, numpy.ndarray), not %U"
+
+static void sos_type_error(PyObject *x)
+{
+    PyObject *tname = PyType_GetName(Py_TYPE(x));
+    if (tname != NULL) {
+        PyErr_Format(PyExc_TypeError, SOS_TYPE_MESSAGE, tname);
+        Py_DECREF(tname);
+    }
+}
+
+/* As _kernel_args.sum_of_squares_x, then the range or the buffer kernel. */
+static PyObject *nat_sum_of_squares_face(PyObject *m, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    module_state *st = get_state(m);
+    PyObject *v[3] = {NULL};
+    if (face_parse(&sos_sig, args, nargsf, kwnames, v) < 0)
+        return NULL;
+    PyObject *x = v[0], *n = NULL;
+    if (PyBool_Check(x)) {
+        sos_type_error(x);
+        return NULL;
+    }
+    if (PyLong_CheckExact(x)) {
+        n = Py_NewRef(x);
+    } else if (PyIndex_Check(x)) {  /* ints, NumPy integer scalars; arrays of ndim >= 1 refuse */
+        n = PyNumber_Index(x);
+        if (n == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_TypeError))
+                return NULL;
+            PyErr_Clear();
+        }
+    }
+    if (n == NULL && !PyObject_CheckBuffer(x)) {
+        sos_type_error(x);
+        return NULL;
+    }
+    uint64_t count = 0;
+    int is_range = n != NULL;
+    if (is_range) {
+        int overflow;
+        long long s = PyLong_AsLongLongAndOverflow(n, &overflow);
+        if (!(s == -1 && PyErr_Occurred())) {
+            if (overflow < 0 || (overflow == 0 && s < 0))
+                PyErr_Format(PyExc_ValueError, "x must be >= 0, got %R", n);
+            else if (overflow > 0 || (unsigned long long)s > MC_SUM_OF_SQUARES_MAX_N)
+                PyErr_Format(PyExc_OverflowError, "x must be <= %llu, got %R",
+                             (unsigned long long)MC_SUM_OF_SQUARES_MAX_N, n);
+            count = (uint64_t)s;
+        }
+        Py_DECREF(n);
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    PyObject *pool;
+    unsigned threads;
+    if (pf_resolve(m, st, v[1], v[2], &pool, &threads) < 0)
+        return NULL;
+    PyObject *r = is_range ? sos_range_run(st, count, pool, threads)
+                           : reduce_run(st, x, pool, threads, MC_K_SUM_OF_SQUARES, mc_sum_of_squares,
+                                        "sum_of_squares");
+    Py_DECREF(pool);
+    return r;
 }
 
 /* native.py hands over _resolve once at import; after fork() the cached
@@ -1233,10 +1326,6 @@ static PyObject *nat_build_info(PyObject *m, PyObject *Py_UNUSED(ignored))
 }
 
 static PyMethodDef native_methods[] = {
-    {"sum_of_squares_range", nat_sum_of_squares_range, METH_VARARGS, "sum_of_squares_range(n, pool, threads)"},
-    {"sum", nat_sum, METH_VARARGS, "sum(x, pool, threads)"},
-    {"sum_of_squares", nat_sum_of_squares, METH_VARARGS, "sum_of_squares(x, pool, threads)"},
-    {"dot", nat_dot, METH_VARARGS, "dot(x, y, pool, threads)"},
     {"minmax", nat_minmax, METH_VARARGS, "minmax(x, pool, threads)"},
     {"histogram", nat_histogram, METH_VARARGS, "histogram(x, bins, lo, hi, out, pool, threads)"},
     {"count_primes", nat_count_primes, METH_VARARGS, "count_primes(n, pool, threads)"},
@@ -1255,6 +1344,19 @@ static PyMethodDef native_methods[] = {
      "per call and therefore runs serialised.  ``schedule`` is ``\"static\"`` (contiguous\n"
      "share per thread) or ``\"dynamic\"`` (chunks handed out from an atomic counter).\n"
      "Every argument is checked here, in C: a call from Python runs no Python frame."},
+    {"sum", (PyCFunction)(void (*)(void))nat_sum_face, METH_FASTCALL | METH_KEYWORDS,
+     "sum(x, *, threads=None, pool=None)\n--\n\n"
+     "Sum of the elements of buffer ``x``: exact int for integer formats, float otherwise."},
+    {"dot", (PyCFunction)(void (*)(void))nat_dot_face, METH_FASTCALL | METH_KEYWORDS,
+     "dot(x, y, *, threads=None, pool=None)\n--\n\n"
+     "``sum(a*b for a, b in zip(x, y))`` over two buffers of the same format and length."},
+    {"sum_of_squares", (PyCFunction)(void (*)(void))nat_sum_of_squares_face, METH_FASTCALL | METH_KEYWORDS,
+     "sum_of_squares(x, *, threads=None, pool=None)\n--\n\n"
+     "``sum(i*i for i in range(x))`` for an int ``x``; ``sum(v*v for v in x)`` for a buffer.\n\n"
+     "The range form is exact for any ``x`` up to ``SUM_OF_SQUARES_MAX_N`` (2**42; larger raises\n"
+     "``OverflowError``): the seed's ``long long`` version silently wraps past 2**63 already at\n"
+     "``x = 10**7``.  Every ``i`` is really squared and added; there is no closed-form shortcut.\n"
+     "For buffers, integer formats are exact and float formats accumulate in float64."},
     {"_set_resolver", nat_set_resolver, METH_O, "Hand over native._resolve (called once by manycore.native)."},
     {"_forget_default_pool", nat_forget_default_pool, METH_NOARGS, "After fork(): drop the parent's pool."},
     {"bench_dispatch", nat_bench_dispatch, METH_VARARGS, "bench_dispatch(pool, threads, iterations) -> s/region"},

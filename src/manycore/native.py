@@ -174,36 +174,23 @@ _native._set_resolver(_resolve)  # parallel_for (in C) resolves threads/pool wit
 
 
 # ---------------------------------------------------------------- reductions
-def sum_of_squares(x: Any, *, threads: int | None = None, pool: Pool | None = None) -> Number:
-    """``sum(i*i for i in range(x))`` for an int ``x``; ``sum(v*v for v in x)`` for a buffer.
+if TYPE_CHECKING:
 
-    The range form is exact for any ``x`` up to ``SUM_OF_SQUARES_MAX_N``
-    (2**42; larger raises ``OverflowError``): the seed's ``long long`` version
-    silently wraps past 2**63 already at ``x = 10**7``.  Every ``i`` is really
-    squared and added; there is no closed-form shortcut.  For buffers, integer
-    formats are exact and float formats accumulate in float64.
-    """
-    n = args.sum_of_squares_x(x)
-    if n is None:
-        handle, t = _resolve(threads, pool)
-        result: Number = _native.sum_of_squares(x, handle, t)
-        return result
-    handle, t = _resolve(threads, pool)
-    return int(_native.sum_of_squares_range(n, handle, t))
+    def sum_of_squares(x: Any, *, threads: int | None = None, pool: Pool | None = None) -> Number:
+        """``sum(i*i for i in range(x))`` for an int ``x``; ``sum(v*v for v in x)`` for a buffer."""
 
+    def sum(x: Any, *, threads: int | None = None, pool: Pool | None = None) -> Number:
+        """Sum of the elements of buffer ``x``: exact int for integer formats, float otherwise."""
 
-def sum(x: Any, *, threads: int | None = None, pool: Pool | None = None) -> Number:
-    """Sum of the elements of buffer ``x``: exact int for integer formats, float otherwise."""
-    handle, t = _resolve(threads, pool)
-    result: Number = _native.sum(x, handle, t)
-    return result
+    def dot(x: Any, y: Any, *, threads: int | None = None, pool: Pool | None = None) -> Number:
+        """``sum(a*b for a, b in zip(x, y))`` over two buffers of the same format and length."""
 
-
-def dot(x: Any, y: Any, *, threads: int | None = None, pool: Pool | None = None) -> Number:
-    """``sum(a*b for a, b in zip(x, y))`` over two buffers of the same format and length."""
-    handle, t = _resolve(threads, pool)
-    result: Number = _native.dot(x, y, handle, t)
-    return result
+else:
+    # C functions (docstrings there): every argument is checked in C, the same
+    # rules and messages as the other faces, and a call runs no Python frame.
+    sum_of_squares = _native.sum_of_squares
+    sum = _native.sum
+    dot = _native.dot
 
 
 def minmax(x: Any, *, threads: int | None = None, pool: Pool | None = None) -> tuple[Number, Number]:
