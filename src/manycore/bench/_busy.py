@@ -24,6 +24,9 @@ from .report import NOISY, Report
 LOAD_SHARE_BUSY = 0.5
 #: A CPU share below this means another process took turns on our core.
 CPU_SHARE_BUSY = 0.85
+#: Noisy rows count as a sign when there are at least this many, and this share of all.
+NOISY_ROWS_MIN = 3
+NOISY_ROWS_SHARE = 0.1
 
 
 def load_average() -> float | None:
@@ -76,7 +79,9 @@ class BusyProbe:
             )
         rows = [row for section in report.sections for row in section.rows if row.noise is not None]
         noisy = [row for row in rows if row.noisy]
-        if noisy:
+        if len(noisy) >= max(
+            NOISY_ROWS_MIN, NOISY_ROWS_SHARE * len(rows)
+        ):  # one stray row is not a busy machine
             found.append(
                 f"{len(noisy)} of {len(rows)} timed rows had a median more than {NOISY:.0%} above their "
                 "best (marked ⚠)"
