@@ -45,26 +45,26 @@ def thread_scaling(threads: int, memory_x: float, compute_x: float) -> str:
     if threads < 2:
         return "Only 1 CPU is available: how threads share the memory bus was not measured."
     head = f"{threads} threads ran native.sum (memory-bound) at {times(memory_x)} of 1 thread's speed"
-    tail = f"and the compute-bound sum of squares of a range at {times(compute_x)}"
+    ref = f"the compute-bound sum of squares of a range at {times(compute_x)}"
     if compute_x < SAME:
         return (
-            f"{head} {tail}: neither scaled, so the cores themselves were not free for this run "
+            f"{head} and {ref}: neither scaled, so the cores themselves were not free for this run "
             "(another process using them?), and the section says nothing about memory."
         )
     if memory_x >= compute_x / SAME:
         return (
-            f"{head}, as much as {tail}: at this array size one thread does not saturate the "
+            f"{head}, about as much as {ref}: at this array size one thread does not saturate the "
             "memory bus on this machine."
         )
     if memory_x >= SAME:
-        return f"{head}, less than {tail}: memory bandwidth, not the cores, limits the sum beyond one thread."
+        return f"{head}, less than {ref}: memory bandwidth, not the cores, limits the sum beyond one thread."
     if memory_x > 1 / SAME:
         return (
-            f"{head} (no faster), {tail}: one thread already reads memory as fast as this "
+            f"{head} (no faster), against {ref}: one thread already reads memory as fast as this "
             "machine delivers it, so more threads only queue for the bus."
         )
     return (
-        f"{head} (slower), {tail}: one thread already saturates the memory bus, and more threads "
+        f"{head} (slower), against {ref}: one thread already saturates the memory bus, and more threads "
         "compete for it."
     )
 
@@ -79,16 +79,19 @@ def against_numpy(kernel: str, numpy_name: str, ratio: float) -> str:
 
 
 def bandwidth_share(kernel: str, kernel_gbs: float, copy_gbs: float) -> str:
-    """How close a streaming kernel came to the copy bandwidth (np.copyto's bytes moved per second)."""
+    """A streaming kernel's read rate against np.copyto's (bytes read + written per second)."""
     share = kernel_gbs / copy_gbs if copy_gbs > 0 else math.nan
-    return (
-        f"{kernel} streamed {kernel_gbs:.1f} GB/s, {share:.0%} of the {copy_gbs:.1f} GB/s np.copyto "
-        "moves (read + write): "
-        + (
-            "the memory bus is its limit."
-            if share >= 0.7
-            else "something other than raw bandwidth (the arithmetic, one core's load rate) limits it."
+    head = f"{kernel} read {kernel_gbs:.1f} GB/s; np.copyto moved {copy_gbs:.1f} GB/s (read + written)"
+    if share > 1.0:
+        return (
+            f"{head}: reading alone goes faster than copying (a copy also writes, and the CPU reads "
+            "each line it writes first)."
         )
+    if share >= 0.7:
+        return f"{head}: {kernel} runs at {share:.0%} of the copy rate, close to what memory delivers."
+    return (
+        f"{head}: {kernel} reaches only {share:.0%} of the copy rate, so something other than memory "
+        "(the arithmetic, one core's load rate) limits it."
     )
 
 
@@ -123,9 +126,10 @@ def crossover(name: str, durations: Sequence[float], speedups: Sequence[float]) 
         best = max(range(len(speedups)), key=speedups.__getitem__)
         if speedups[best] >= CROSSING:
             return (
-                f"{name}: no steady crossover: it beat serial at some task durations but not at the "
-                f"longest measured ({times(speedups[-1])} at {duration(durations[-1])}), which a busy "
-                f"machine does; speed-ups {at}."
+                f"{name}: no steady crossover: it reached {times(speedups[best])} at "
+                f"{duration(durations[best])} but {times(speedups[-1])} at the longest tasks measured "
+                f"({duration(durations[-1])}), so the gain did not hold (noise, or a busy machine); "
+                f"speed-ups {at}."
             )
         return (
             f"{name}: no speed-up here: it did not beat serial by {CROSSING:.1f}x or more at the task "
