@@ -259,14 +259,22 @@ def test_one_noisy_row_alone_is_not_a_busy_machine() -> None:
 
 def test_busy_machine_warning_names_each_sign() -> None:
     report = Report(machine={}, quick=True, sections=[_noisy_section(k, 1.0) for k in "xyz"])
-    probe = _busy.BusyProbe(cpus=2, load_before=1.5, shares=[0.99, 0.4])
+    probe = _busy.BusyProbe(cpus=2, load_before=1.5, shares=[0.99, 0.4], others_before=0.6)
     (warning,) = probe.warnings(report)
-    assert "load average was 1.50 on 2 CPU(s)" in warning
+    assert "other processes used 60% of the 2 CPU(s) before the run" in warning
+    assert "load average" not in warning  # it lags; what others use now is measured
+    no_proc = _busy.BusyProbe(cpus=2, load_before=1.5, shares=[0.99], others_before=None)
+    assert "load average was 1.50 on 2 CPU(s)" in no_proc.warnings(Report(machine={}, quick=True))[0]
     assert "only 40% of a CPU" in warning
     assert "3 of 6 timed rows" in warning
     assert "--retry-noisy" in warning
     quiet = _busy.BusyProbe(cpus=2, load_before=0.1, shares=[0.99, 0.98])
     assert quiet.warnings(Report(machine={}, quick=True, sections=[_noisy_section("x", 0.01)])) == []
+
+
+def test_others_cpu_use_is_a_share_of_the_cpus() -> None:
+    use = _busy.others_cpu_use(0.05)
+    assert use is None or 0.0 <= use <= 1.0
 
 
 def test_cpu_share_of_an_idle_thread_is_near_one() -> None:

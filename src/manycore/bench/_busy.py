@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from .report import NOISY, Report
 
 #: A load average at or above this fraction of the CPUs available, before the
-#: run starts, means other work competes for them.
+#: run starts, means other work competes for them (where /proc/stat is missing).
 LOAD_SHARE_BUSY = 0.5
+#: Other processes using at least this share of all CPUs just before the run.
+OTHERS_BUSY = 0.25
 #: A CPU share below this means another process took turns on our core.
 CPU_SHARE_BUSY = 0.85
 #: Noisy rows count as a sign when there are at least this many, and this share of all.
@@ -35,6 +37,32 @@ def load_average() -> float | None:
         return os.getloadavg()[0]
     except (AttributeError, OSError):
         return None
+
+
+def others_cpu_use(seconds: float = 0.25) -> float | None:
+    """Share of all CPUs busy while this process sleeps ``seconds`` (Linux ``/proc/stat``), else None.
+
+    What other processes use right now; the load average lags by a minute and
+    counts a benchmark that just ended, this does not.
+    """
+
+    def sample() -> tuple[int, int] | None:
+        try:
+            with open("/proc/stat", encoding="ascii") as f:
+                fields = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        if len(fields) < 5:
+            return None
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields[:8]) - idle, sum(fields[:8])
+
+    first = sample()
+    time.sleep(seconds)
+    second = sample()
+    if first is None or second is None or second[1] <= first[1]:
+        return None
+    return (second[0] - first[0]) / (second[1] - first[1])
 
 
 def cpu_share(seconds: float = 0.1) -> float:
@@ -53,10 +81,11 @@ class BusyProbe:
     cpus: int
     load_before: float | None = None
     shares: list[float] = field(default_factory=list)
+    others_before: float | None = None  # share of all CPUs others used just before the run
 
     @classmethod
     def before(cls, cpus: int) -> BusyProbe:
-        return cls(cpus, load_average(), [cpu_share()])
+        return cls(cpus, load_average(), [cpu_share()], others_cpu_use())
 
     def after(self) -> None:
         self.shares.append(cpu_share())
@@ -65,11 +94,17 @@ class BusyProbe:
         return {
             "load_average_before": None if self.load_before is None else round(self.load_before, 2),
             "cpu_share_probes": [round(s, 2) for s in self.shares],
+            "others_cpu_use_before": None if self.others_before is None else round(self.others_before, 2),
         }
 
     def warnings(self, report: Report) -> list[str]:
         found = []
-        if self.load_before is not None and self.load_before >= LOAD_SHARE_BUSY * self.cpus:
+        if self.others_before is not None:
+            if self.others_before >= OTHERS_BUSY:
+                found.append(
+                    f"other processes used {self.others_before:.0%} of the {self.cpus} CPU(s) before the run"
+                )
+        elif self.load_before is not None and self.load_before >= LOAD_SHARE_BUSY * self.cpus:
             found.append(f"the load average was {self.load_before:.2f} on {self.cpus} CPU(s) before the run")
         low = [s for s in self.shares if s < CPU_SHARE_BUSY]
         if low:

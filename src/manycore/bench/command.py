@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from . import SECTIONS
-from ._busy import LOAD_SHARE_BUSY, load_average
+from ._busy import OTHERS_BUSY, others_cpu_use
 from ._context import cpu_count
 from .report import Report
 
@@ -110,11 +110,11 @@ def bench(
         disable=not sys.stderr.isatty(),
     ) as progress:
         task = progress.add_task("starting", total=None)
-        load = load_average()
-        if load is not None and load >= LOAD_SHARE_BUSY * cpu_count():
+        others = others_cpu_use()
+        if others is not None and others >= OTHERS_BUSY:
             err.print(
-                f"[yellow]warning:[/yellow] the load average is {load:.2f} on {cpu_count()} CPU(s): other work "
-                "is running, and the numbers will show it."
+                f"[yellow]warning:[/yellow] other processes use {others:.0%} of the {cpu_count()} CPU(s): "
+                "the numbers will show it."
             )
         report = run(
             list(only) or None,
