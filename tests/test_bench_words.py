@@ -255,6 +255,7 @@ def test_one_noisy_row_alone_is_not_a_busy_machine() -> None:
     three = Report(machine={}, quick=True, sections=[_noisy_section(k, 1.0) for k in "xyz"])
     (warning,) = quiet.warnings(three)
     assert "3 of 6 timed rows" in warning
+    assert "busy" not in warning  # noisy rows alone: the rows are uncertain, the machine was not shown busy
 
 
 def test_busy_machine_warning_names_each_sign() -> None:

@@ -114,18 +114,21 @@ class BusyProbe:
             )
         rows = [row for section in report.sections for row in section.rows if row.noise is not None]
         noisy = [row for row in rows if row.noisy]
-        if len(noisy) >= max(
-            NOISY_ROWS_MIN, NOISY_ROWS_SHARE * len(rows)
-        ):  # one stray row is not a busy machine
-            found.append(
-                f"{len(noisy)} of {len(rows)} timed rows had a median more than {NOISY:.0%} above their "
-                "best (marked ⚠)"
+        spread = f"{len(noisy)} of {len(rows)} timed rows had a median more than {NOISY:.0%} above their best (marked ⚠)"
+        out = []
+        if found:
+            out.append(
+                "This machine was busy while it was measured: "
+                + "; ".join([*found, spread] if noisy else found)
+                + ". Other processes took CPU time, so ratios can be off; rerun when it is quiet, or with "
+                "--retry-noisy to re-measure the sections with noisy rows."
             )
-        if not found:
-            return []
-        return [
-            "This machine was busy while it was measured: "
-            + "; ".join(found)
-            + ". Other processes took CPU time, so ratios can be off; rerun when it is quiet, or with "
-            "--retry-noisy to re-measure the sections with noisy rows."
-        ]
+        elif len(noisy) >= max(
+            NOISY_ROWS_MIN, NOISY_ROWS_SHARE * len(rows)
+        ):  # a stray row or two: no warning
+            out.append(
+                f"{spread}: their timings varied between repeats (process starts and hand-offs do, even on "
+                "a quiet machine), so their ratios are less certain; --retry-noisy measures those sections "
+                "again."
+            )
+        return out

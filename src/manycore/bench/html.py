@@ -84,7 +84,7 @@ def _warnings(report: Report) -> list[str]:
     warnings = report.warnings
     if not warnings:
         return []
-    out = ['<div class="warnings" role="alert">', "<strong>⚠ The machine was busy during this run</strong>"]
+    out = ['<div class="warnings" role="alert">', "<strong>⚠ Read these numbers with care</strong>"]
     out.append("<ul>")
     out += [f"<li>{_esc(w)}</li>" for w in warnings]
     out += ["</ul>", "</div>"]
