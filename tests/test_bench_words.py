@@ -97,6 +97,7 @@ def test_python_threads_sentence_follows_the_numbers_not_the_build() -> None:
     assert "GIL lets one thread" in words.python_threads(0.99, gil_on=True, threads=2)
     assert "run Python in parallel here (GIL off)" in words.python_threads(1.8, gil_on=False, threads=2)
     assert "although the GIL is off" in words.python_threads(1.0, gil_on=False, threads=2)
+    assert "short of the 1.3x" in words.python_threads(1.2, gil_on=True, threads=2)
 
 
 def test_more_threads_names_a_slower_second_thread() -> None:

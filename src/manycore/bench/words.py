@@ -157,7 +157,8 @@ def python_threads(speedup: float, gil_on: bool, threads: int) -> str:
         if gil_on
         else " although the GIL is off: the cores were busy, or the work contends."
     )
-    return f"Threads ran pure-Python CPU work at {times(speedup)} of serial: no parallel speed-up{why}"
+    short = f" (short of the {PARALLEL_MIN}x that running in parallel shows)" if speedup >= SAME else ""
+    return f"Threads ran pure-Python CPU work at {times(speedup)} of serial{short}: no parallel speed-up{why}"
 
 
 #: A speed-up below this, over a handful of calls, is not parallel execution.
