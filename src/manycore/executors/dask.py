@@ -85,7 +85,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from .. import _build
 from ..errors import attach_traceback
-from ._contract import ManycoreExecutor, check_max_workers, register_exit_hook
+from ._contract import ManycoreExecutor, MapPlan, check_max_workers, register_exit_hook
 
 __all__ = ["DaskExecutor"]
 
@@ -194,6 +194,19 @@ class DaskExecutor(ManycoreExecutor):
     def max_workers(self) -> int:
         """Worker threads in the cluster when the executor connected."""
         return self._max_workers
+
+    def map_plan(self) -> MapPlan:
+        """pmap's batches are sized for the cluster as it is when the map starts.
+
+        Workers may still be joining when the executor connects (or come and
+        go with an adaptive cluster): the scheduler is asked for the thread
+        count at each map; if it cannot answer, the count at connect time.
+        """
+        try:
+            workers = max(1, sum(self._client.nthreads().values()))
+        except Exception:
+            workers = self._max_workers
+        return MapPlan(workers=workers)
 
     @property
     def client(self) -> Any:
