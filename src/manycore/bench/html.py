@@ -16,7 +16,7 @@ import base64
 import html
 from typing import Any
 
-from .report import Report, Row, Section, fmt_noise, fmt_seconds, fmt_value
+from .report import Report, Section
 
 __all__ = ["to_html"]
 
@@ -49,7 +49,6 @@ th { background: #f6f8fa; text-align: left; font-weight: 600; }
 th.num, td.num { text-align: right; white-space: nowrap; }
 tbody tr:nth-child(even) { background: #fafbfc; }
 tr.noisy td { background: #fff8c5; }
-.flag { color: #9a6700; font-weight: bold; margin-left: .25rem; cursor: help; }
 table.machine th { width: 14rem; }
 ul.notes { margin: .4rem 0; padding-left: 1.3rem; color: #424a53; }
 ul.notes li { margin: .2rem 0; }
@@ -106,35 +105,24 @@ def _numeric_column(section: Section, column: str) -> bool:
     return bool(present) and all(_is_number(v) for v in present)
 
 
-def _row(row: Row, columns: list[str], timed: bool) -> str:
-    noisy = row.noisy
-    flag = '<span class="flag" title="measured while the machine was busy">⚠</span>' if noisy else ""
-    cells = [f"<td>{_esc(row.name)}{'' if timed else flag}</td>"]
-    if timed:
-        noise = _esc(fmt_noise(row.noise)) + flag
-        cells += [
-            f'<td class="num">{_esc(fmt_seconds(row.time_s))}</td>',
-            f'<td class="num">{_esc(fmt_seconds(row.median_s))}</td>',
-            f'<td class="num">{noise}</td>',
-        ]
-    for column in columns:
-        value = row.values.get(column)
-        kind = ' class="num"' if _is_number(value) else ""
-        cells.append(f"<td{kind}>{_esc(fmt_value(value))}</td>")
-    attrs = ' class="noisy"' if noisy else ""
-    return f"<tr{attrs}>" + "".join(cells) + "</tr>"
+def _cell(tag: str, text: str, numeric: bool) -> str:
+    kind = ' class="num"' if numeric else ""
+    return f"<{tag}{kind}>{_esc(text)}</{tag}>"
 
 
 def _table(section: Section) -> list[str]:
-    timed = section.timed()
-    head = [f"<th>{_esc(section.first_column)}</th>"]
-    if timed:
-        head += [f'<th class="num">{name}</th>' for name in ("time", "median", "noise")]
-    for column in section.columns:
-        kind = ' class="num"' if _numeric_column(section, column) else ""
-        head.append(f"<th{kind}>{_esc(str(column).replace('_', ' '))}</th>")
-    out = ["<table>", "<thead><tr>" + "".join(head) + "</tr></thead>", "<tbody>"]
-    out += [_row(row, section.columns, timed) for row in section.rows]
+    """The section's table as Markdown and the terminal show it (``head``/``cells``), numbers right-aligned."""
+    timed = [True] * (3 if section.timed() else 0)
+    head_numeric = [False, *timed, *(_numeric_column(section, c) for c in section.columns)]
+    head = "".join(
+        _cell("th", name.replace("_", " "), numeric)
+        for name, numeric in zip(section.head(), head_numeric, strict=True)
+    )
+    out = ["<table>", f"<thead><tr>{head}</tr></thead>", "<tbody>"]
+    for row in section.rows:
+        numeric = [False, *timed, *(_is_number(row.values.get(c)) for c in section.columns)]
+        cells = "".join(_cell("td", text, num) for text, num in zip(section.cells(row), numeric, strict=True))
+        out.append(('<tr class="noisy">' if row.noisy else "<tr>") + cells + "</tr>")
     out += ["</tbody>", "</table>"]
     return out
 
