@@ -32,22 +32,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from free_threading import count_primes  # this directory: the same work as the free-threading benchmark
 from manycore import InterpreterExecutor, ProcessExecutor, _build, backends, pmap
-
-
-def count_primes(bounds: tuple[int, int]) -> int:
-    """Primes in [lo, hi) by trial division: pure Python that holds the GIL where there is one."""
-    lo, hi = bounds
-    found = 0
-    for n in range(max(lo, 2), hi):
-        d = 2
-        while d * d <= n:
-            if n % d == 0:
-                break
-            d += 1
-        else:
-            found += 1
-    return found
 
 
 def stdlib_pool_type() -> Any:

@@ -51,6 +51,7 @@ typedef struct {
     unsigned long main_thread_ident;
     PyObject *resolve;          /* manycore.native._resolve(threads, pool) -> (handle, threads) */
     PyObject *default_pool;     /* its handle for (None, None), cached; reset after fork() */
+    PyObject *sos_type_message; /* manycore._kernel_args._SUM_OF_SQUARES_TYPE */
 } module_state;
 
 static inline module_state *get_state(PyObject *module)
@@ -1024,16 +1025,17 @@ static PyObject *nat_dot_face(PyObject *m, PyObject *const *args, Py_ssize_t nar
     return r;
 }
 
-#define SOS_TYPE_MESSAGE                                                                              \
-    "x must be an int (the sum of i*i for i in range(x)) or a buffer of numbers (bytes, bytearray, " \
-    "array.array, memoryview, numpy.ndarray), not %U"
-
-static void sos_type_error(PyObject *x)
+/* The message of _kernel_args (one text for every face), formatted with x's type name. */
+static void sos_type_error(module_state *st, PyObject *x)
 {
     PyObject *tname = PyType_GetName(Py_TYPE(x));
-    if (tname != NULL) {
-        PyErr_Format(PyExc_TypeError, SOS_TYPE_MESSAGE, tname);
-        Py_DECREF(tname);
+    if (tname == NULL)
+        return;
+    PyObject *message = PyObject_CallMethod(st->sos_type_message, "format", "O", tname);
+    Py_DECREF(tname);
+    if (message != NULL) {
+        PyErr_SetObject(PyExc_TypeError, message);
+        Py_DECREF(message);
     }
 }
 
@@ -1046,7 +1048,7 @@ static PyObject *nat_sum_of_squares_face(PyObject *m, PyObject *const *args, Py_
         return NULL;
     PyObject *x = v[0], *n = NULL;
     if (PyBool_Check(x)) {
-        sos_type_error(x);
+        sos_type_error(st, x);
         return NULL;
     }
     if (PyLong_CheckExact(x)) {
@@ -1060,7 +1062,7 @@ static PyObject *nat_sum_of_squares_face(PyObject *m, PyObject *const *args, Py_
         }
     }
     if (n == NULL && !PyObject_CheckBuffer(x)) {
-        sos_type_error(x);
+        sos_type_error(st, x);
         return NULL;
     }
     uint64_t count = 0;
@@ -1402,6 +1404,13 @@ static int native_exec(PyObject *m)
     Py_DECREF(errors);
     if (st->raise_status == NULL || st->raise_argument == NULL)
         return -1;
+    PyObject *kernel_args = PyImport_ImportModule("manycore._kernel_args");
+    if (kernel_args == NULL)
+        return -1;
+    st->sos_type_message = PyObject_GetAttrString(kernel_args, "_SUM_OF_SQUARES_TYPE");
+    Py_DECREF(kernel_args);
+    if (st->sos_type_message == NULL)
+        return -1;
 
     PyObject *threading = PyImport_ImportModule("threading");
     if (threading == NULL)
@@ -1438,6 +1447,7 @@ static int native_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->raise_argument);
     Py_VISIT(st->resolve);
     Py_VISIT(st->default_pool);
+    Py_VISIT(st->sos_type_message);
     return 0;
 }
 
@@ -1449,6 +1459,7 @@ static int native_clear(PyObject *m)
     Py_CLEAR(st->raise_argument);
     Py_CLEAR(st->resolve);
     Py_CLEAR(st->default_pool);
+    Py_CLEAR(st->sos_type_message);
     return 0;
 }
 
