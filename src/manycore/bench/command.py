@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import tempfile
@@ -127,13 +126,7 @@ def bench(
         )
     for warning in report.warnings:
         out.print(f"[yellow]warning:[/yellow] {warning}")
-    with contextlib.ExitStack() as stack:
-        if html_path and not plots_dir:  # the HTML embeds them; no directory asked for
-            plots_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="manycore-plots-"))
-            keep_plots = False
-        else:
-            keep_plots = True
-        _write_files(report, out, json_path, md_path, html_path, plots_dir, keep_plots)
+    _write_files(report, out, json_path, md_path, html_path, plots_dir)
     failed = [s.id for s in report.sections if any(n.startswith("section failed") for n in s.notes)]
     if failed:
         raise click.ClickException(f"section(s) failed: {', '.join(failed)}")
@@ -146,32 +139,31 @@ def _write_files(
     md_path: str | None,
     html_path: str | None,
     plots_dir: str | None,
-    keep_plots: bool,
 ) -> None:
+    from .html import to_html
     from .plots import write_plots
 
-    if plots_dir:
-        for path in write_plots(report, plots_dir):
-            if keep_plots:
-                out.print(f"plot: {path}")
-    if html_path:
-        from .html import to_html
+    def write(path: str, text: str, kind: str) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        out.print(f"{kind}: {path}")
 
-        with open(html_path, "w", encoding="utf-8") as f:
-            f.write(to_html(report))
-        out.print(f"html: {html_path}")
-    if not keep_plots:
+    if html_path and not plots_dir:  # the page embeds its plots; nobody asked for the files
+        with tempfile.TemporaryDirectory(prefix="manycore-plots-") as tmp:
+            write_plots(report, tmp)
+            write(html_path, to_html(report), "html")
         for section in report.sections:
             section.plots = []
+    else:
+        if plots_dir:
+            for path in write_plots(report, plots_dir):
+                out.print(f"plot: {path}")
+        if html_path:
+            write(html_path, to_html(report), "html")
     if json_path:
-        with open(json_path, "w", encoding="utf-8") as f:
-            f.write(report.to_json())
-        out.print(f"json: {json_path}")
+        write(json_path, report.to_json(), "json")
     if md_path:
-        if plots_dir and keep_plots:
-            base = os.path.dirname(os.path.abspath(md_path))
-            for section in report.sections:
-                section.plots = [os.path.relpath(os.path.abspath(p), base) for p in section.plots]
-        with open(md_path, "w", encoding="utf-8") as f:
-            f.write(report.to_markdown())
-        out.print(f"markdown: {md_path}")
+        base = os.path.dirname(os.path.abspath(md_path))
+        for section in report.sections:  # the Markdown links its plots relative to itself
+            section.plots = [os.path.relpath(os.path.abspath(p), base) for p in section.plots]
+        write(md_path, report.to_markdown(), "markdown")
