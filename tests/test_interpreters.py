@@ -248,3 +248,31 @@ if REASON is None:
             # once result() returns, nothing holds the export: the buffer can be resized
             data.append(0)
         assert len(data) == 1001
+
+    def test_replies_of_any_length_come_back_whole() -> None:
+        """Replies travel through a buffer per worker; one longer than it is sent again, bigger."""
+        sizes = [0, 10, (1 << 16) - 40, 1 << 16, 3 << 20, 5, 1 << 20, 7]
+        with get_executor("interpreters", max_workers=1) as ex:
+            for size in sizes:
+                out = ex.submit(os.urandom, size).result(timeout=HANG_GUARD_S)
+                assert isinstance(out, bytes)
+                assert len(out) == size
+            same = bytes(range(256)) * 4096  # 1 MiB whose bytes can be checked
+            assert ex.submit(bytes, same).result(timeout=HANG_GUARD_S) == same
+            assert list(ex.pmap(bytes, [0, 1 << 20, 3], chunksize=1)) == [b"", bytes(1 << 20), bytes(3)]
+
+    def test_a_subinterpreter_starts_without_importing_the_package() -> None:
+        """The driver runs as a script and loads only the chunk loop: calls and maps of functions
+        whose modules do not import manycore never import it there (it would cost every start)."""
+        check = (
+            "sorted(m for m in __import__('sys').modules if m.split('.')[0] in ('manycore', 'cloudpickle'))"
+        )
+        with get_executor("interpreters", max_workers=1) as ex:
+            assert ex.submit(eval, check).result(timeout=HANG_GUARD_S) == ["manycore._workers.batches"]
+            assert list(ex.pmap(abs, range(-3, 3))) == [3, 2, 1, 0, 1, 2]
+            assert ex.submit(eval, check).result(timeout=HANG_GUARD_S) == ["manycore._workers.batches"]
+            # a failure loads what reports it; later calls still work
+            with pytest.raises(ZeroDivisionError):
+                ex.submit(divmod, 1, 0).result(timeout=HANG_GUARD_S)
+            assert "manycore" in ex.submit(eval, check).result(timeout=HANG_GUARD_S)
+            assert ex.submit(abs, -4).result(timeout=HANG_GUARD_S) == 4

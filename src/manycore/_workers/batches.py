@@ -10,16 +10,23 @@ iterate them with ``itertools.chain`` (no Python frame per item).
 from __future__ import annotations
 
 import itertools
-import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import FunctionType
-from typing import Any
+
+# Loaded by file inside each subinterpreter of an InterpreterExecutor (executors/_interp_driver.py),
+# where every import is paid again at each start: typing only for type checkers (which read a name
+# TYPE_CHECKING as the constant), traceback only when a chunk fails.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 Failures = dict[int, tuple[BaseException, str]]
-Batch = tuple[Sequence[int], list[Any], Failures]
+Batch = tuple[Sequence[int], "list[Any]", Failures]
 
 
 def format_tb(exc: BaseException) -> str:
+    import traceback
+
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 

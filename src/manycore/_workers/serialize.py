@@ -75,7 +75,7 @@ def dumps_sharing_views(obj: Any) -> tuple[bytes, tuple[memoryview, ...]]:
     A memoryview does not pickle (cloudpickle would copy it into ``bytes``); a
     subinterpreter can be handed one that shares the memory instead.  Each is
     pickled as an index into the returned tuple (a persistent id) and comes
-    back with :func:`loads_views`.
+    back through the subinterpreter's driver (``executors/_interp_driver.py``).
     """
     try:
         data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
@@ -106,20 +106,6 @@ class _ViewsApart(cloudpickle.Pickler):  # type: ignore[misc]
             self._views.append(obj)
             return len(self._views) - 1
         return None
-
-
-class _ViewsBack(pickle.Unpickler):
-    def __init__(self, data: bytes, views: tuple[memoryview, ...]) -> None:
-        super().__init__(io.BytesIO(data))
-        self._views = views
-
-    def persistent_load(self, pid: int) -> memoryview:
-        return self._views[pid]
-
-
-def loads_views(data: bytes, views: tuple[memoryview, ...]) -> Any:
-    """The other side of :func:`dumps_sharing_views`: ``views`` are the memoryviews it left out."""
-    return _ViewsBack(data, views).load()
 
 
 Segment = tuple[str, int]  # (shared memory name, bytes)

@@ -1,47 +1,125 @@
 """What runs inside each subinterpreter of an ``InterpreterExecutor``.
 
-The worker thread (in the main interpreter) binds the call's payload (bytes:
-``fn, args, kwargs`` pickled, lambdas by value) as ``__main__._manycore_payload``
-and the memoryviews it shares (left out of the pickle) as ``_manycore_views``,
-and calls :func:`serve` in the subinterpreter; the reply goes back as bytes on
-the results queue bound as ``__main__._manycore_results``:
-``(True, value)``, or ``(False, FailureReport)`` for an exception of ``fn``
-(type, message, traceback text, and the exception itself when it pickles).
+This file is not imported there: its source is executed in the
+subinterpreter's ``__main__`` when the worker starts.  Importing anything
+under ``manycore`` would run the package's ``__init__`` (the whole public
+API, 60 ms and more per subinterpreter on 3.13t); this driver needs only
+``sys`` and the C pickler.  It also loads ``manycore._workers.batches`` (the
+chunk loop ``pmap`` sends, standard library imports only) from its file,
+under its own name, so a payload naming ``run_chunk`` does not import the
+package either.  Anything else a payload names is imported as usual.
+
+A call: the worker thread (in the main interpreter) binds the payload (bytes:
+``fn, args, kwargs`` pickled, lambdas by value) as ``_manycore_payload`` and
+the memoryviews it shares (left out of the pickle) as ``_manycore_views``,
+then runs ``_manycore_serve()``.  The reply, ``(True, value)`` or
+``(False, FailureReport)`` pickled, is written into the buffer the worker
+bound as ``_manycore_reply`` (a memoryview of its memory): 8 bytes of length
+(little-endian), then the bytes.  A reply longer than the buffer is kept
+here; the worker binds a larger buffer and runs ``_manycore_flush()``.
+
+The failure path imports manycore's report module (and with it the package):
+failures pay that once, successful calls never do.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import sys
 
-from .._workers import serialize
-from .._workers.report import FailureReport
-from ._interp_api import interpreters_module
+TYPE_CHECKING = False  # typing is not imported here at run time (type checkers read the name as True)
+if TYPE_CHECKING:
+    from typing import Any
 
 try:
-    interpreters_module()  # in a subinterpreter: the queue type must be known before a queue is bound
-except ImportError:
-    pass  # imported where subinterpreters are unavailable (an import-everything check): never used there
+    from _pickle import Unpickler, dumps  # the C pickler: `import pickle` costs twice as much
+except ImportError:  # pragma: no cover - an interpreter without the C accelerator
+    from pickle import Unpickler, dumps
+
+HEADER = 8  # bytes of reply length before the reply
+
+_pending: list[bytes] = []  # a reply that did not fit the bound buffer
 
 
-def serve() -> None:
-    """Run the bound payload and put the reply (called with ``Interpreter.call``: no arguments)."""
-    import __main__
-    from manycore.executors._interp_driver import run
+def _manycore_preload(name: str, path: str) -> None:
+    """Load the module ``name`` from ``path`` without importing its parent packages."""
+    import importlib.util
 
-    space = __main__.__dict__
-    run(space.pop("_manycore_payload"), space.pop("_manycore_views"), __main__._manycore_results)
-
-
-def run(payload: bytes, views: tuple[memoryview, ...], results: Any) -> None:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None or name in sys.modules:
+        return
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     try:
-        fn, args, kwargs = serialize.loads_views(payload, views) if views else serialize.loads(payload)
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]  # the payload's own import of it will say what is wrong
+        raise
+
+
+class _Loader(Unpickler):
+    """Unpickles a payload: memoryviews left out of it are persistent ids (their indexes), and a
+    module already loaded is used as it is (``pickle`` would import its top package too, which
+    for ``manycore._workers.batches`` is the whole of manycore)."""
+
+    def __init__(self, payload: bytes, views: tuple[memoryview, ...]) -> None:
+        import io
+
+        super().__init__(io.BytesIO(payload))
+        self._views = views
+
+    def persistent_load(self, pid: int) -> memoryview:
+        return self._views[pid]
+
+    def find_class(self, module_name: str, name: str) -> Any:
+        module = sys.modules.get(module_name)
+        if module is None or "." in name:
+            return super().find_class(module_name, name)
+        return getattr(module, name)
+
+
+def _manycore_serve() -> None:
+    """Run the bound payload and write the reply (see the module docstring)."""
+    space = globals()
+    payload: bytes = space.pop("_manycore_payload")
+    views: tuple[memoryview, ...] = space.pop("_manycore_views")
+    try:
+        fn, args, kwargs = _Loader(payload, views).load()
         del views  # only fn's arguments keep the shared memory exported
         reply: tuple[bool, Any] = (True, fn(*args, **kwargs))
     except BaseException as exc:
-        reply = (False, FailureReport.of(exc))
+        reply = (False, _report(exc))
+    _write(_pickled(reply))
+
+
+def _manycore_flush() -> None:
+    """Write the reply that did not fit into the (larger) buffer bound since."""
+    _write(_pending.pop())
+
+
+def _pickled(reply: tuple[bool, Any]) -> bytes:
     try:
-        data = serialize.dumps(reply)
+        return bytes(dumps(reply, protocol=5))
+    except Exception:
+        pass
+    try:  # lambdas, closures, classes sent here by value: cloudpickle
+        from manycore._workers import serialize
+
+        return serialize.dumps(reply)
     except Exception as exc:
         error = TypeError(f"the result of the call cannot be sent back from the subinterpreter: {exc}")
-        data = serialize.dumps((False, FailureReport.of(error)))
-    results.put(data)
+        return bytes(dumps((False, _report(error)), protocol=5))
+
+
+def _report(exc: BaseException) -> Any:
+    from manycore._workers.report import FailureReport
+
+    return FailureReport.of(exc)
+
+
+def _write(data: bytes) -> None:
+    buffer: memoryview = globals()["_manycore_reply"]
+    buffer[:HEADER] = len(data).to_bytes(HEADER, "little")
+    if HEADER + len(data) <= len(buffer):
+        buffer[HEADER : HEADER + len(data)] = data
+    else:
+        _pending.append(data)

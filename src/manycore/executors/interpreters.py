@@ -42,18 +42,22 @@ Extension modules must support subinterpreters to be imported there
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
 from .._cpus import available_cpus
 from .._workers import serialize
+from . import _interp_driver
 from ._interp_api import interpreters_module
+from ._interp_driver import HEADER
 from ._threadpool import ThreadPool
 from .thread import Initializer, ThreadExecutor
 
@@ -66,7 +70,7 @@ _names = itertools.count()
 _starting = threading.Lock()
 _starts = threading.Condition()
 _starts_in_progress = 0
-_worker = threading.local()  # .state: (interpreter, results queue) of this worker thread
+_worker = threading.local()  # .state: the _Worker of this worker thread
 
 
 class InterpreterExecutor(ThreadExecutor):
@@ -146,13 +150,16 @@ def _start_worker(api: ModuleType, setup: Payload | None) -> None:
         with _starting:
             interp = api.create()
             try:
-                results = api.create_queue()
+                reply = memoryview(bytearray(_REPLY_BYTES))
+                source, path, preload = _driver()
                 # the caller's import path, as multiprocessing gives a spawned child: fn's module is found
-                interp.prepare_main(_manycore_sys_path=tuple(sys.path))
-                interp.exec(
-                    "import sys; sys.path[:] = _manycore_sys_path; import manycore.executors._interp_driver"
+                interp.prepare_main(
+                    _manycore_sys_path=tuple(sys.path),
+                    _manycore_driver=(source, path),
+                    _manycore_preload_modules=preload,
                 )
-                interp.prepare_main(_manycore_results=results)
+                interp.exec(_START)
+                interp.prepare_main(_manycore_reply=reply)  # memoryviews cross once _interpreters is loaded
             except BaseException:
                 interp.close()
                 raise
@@ -160,13 +167,52 @@ def _start_worker(api: ModuleType, setup: Payload | None) -> None:
         with _starts:
             _starts_in_progress -= 1
             _starts.notify_all()
-    _worker.state = (interp, results)
+    _worker.state = _Worker(interp, reply)
     try:
         if setup is not None:
             _run(*setup)
     except BaseException:
         _close_worker()
         raise
+
+
+#: Run in a new subinterpreter: the caller's import path, then the driver (executed, not imported:
+#: see _interp_driver), which loads the chunk loop of pmap by its file.
+_START = """\
+import sys
+import _interpreters
+sys.path[:] = _manycore_sys_path
+exec(compile(_manycore_driver[0], _manycore_driver[1], "exec"))
+for _manycore_name, _manycore_path in _manycore_preload_modules:
+    _manycore_preload(_manycore_name, _manycore_path)
+del _manycore_sys_path, _manycore_driver, _manycore_preload_modules
+"""
+_SERVE = "_manycore_serve()"
+_FLUSH = "_manycore_flush()"
+_REPLY_BYTES = 1 << 16  # a reply buffer's size to start with, and to go back to after a long reply
+
+
+class _Worker:
+    """A worker thread's subinterpreter and the buffer its replies are written to."""
+
+    def __init__(self, interp: Any, reply: memoryview) -> None:
+        self.interp = interp
+        self.reply = reply
+
+
+@functools.cache
+def _driver() -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    """The driver's source and file, and the modules it loads by file (those that are plain files)."""
+    from .._workers import batches
+
+    path = _interp_driver.__file__
+    source = Path(path).read_text(encoding="utf-8")
+    preload = tuple(
+        (module.__name__, module.__file__)
+        for module in (batches,)
+        if module.__file__ and module.__file__.endswith(".py") and os.path.isfile(module.__file__)
+    )
+    return source, path, preload
 
 
 def _wait_for_starts() -> None:
@@ -177,24 +223,34 @@ def _wait_for_starts() -> None:
 
 def _close_worker() -> None:
     """Worker thread, as it exits: close its subinterpreter."""
-    state = getattr(_worker, "state", None)
+    state: _Worker | None = getattr(_worker, "state", None)
     if state is None:
         return
     _worker.state = None
-    interp, _results = state
-    interp.close()
+    state.interp.close()
 
 
 def _run(payload: bytes, views: tuple[memoryview, ...]) -> Any:
-    from ._interp_driver import serve
-
-    interp, results = _worker.state
+    state: _Worker = _worker.state
+    interp = state.interp
     interp.prepare_main(_manycore_payload=payload, _manycore_views=views)
-    interp.call(serve)  # an exception of fn comes back as a reply; this raises only if the driver failed
-    ok, value = serialize.loads(results.get())
+    interp.exec(_SERVE)  # an exception of fn comes back as a reply; this raises only if the driver failed
+    size = int.from_bytes(state.reply[:HEADER], "little")
+    if HEADER + size > len(state.reply):  # kept there: bind a buffer it fits in, once
+        _bind_reply(state, memoryview(bytearray(HEADER + size)))
+        interp.exec(_FLUSH)
+    data = bytes(state.reply[HEADER : HEADER + size])
+    if len(state.reply) > _REPLY_BYTES:
+        _bind_reply(state, memoryview(bytearray(_REPLY_BYTES)))  # a long reply's memory is not kept
+    ok, value = serialize.loads(data)
     if ok:
         return value
     raise value.exception()
+
+
+def _bind_reply(state: _Worker, reply: memoryview) -> None:
+    state.interp.prepare_main(_manycore_reply=reply)  # the old buffer is freed once no view holds it
+    state.reply = reply
 
 
 def _before_fork() -> None:
