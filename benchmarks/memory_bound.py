@@ -6,6 +6,11 @@ Issue #20's targets: ``native.dot`` <= 1.0x ``np.dot``'s time, in best-of and
 in median; ``native.sum`` >= 2x faster than ``np.sum``.  Every row runs once
 per round, in a rotating order, so a noisy neighbour disturbs them alike;
 bandwidth is bytes read per second, against ``np.copyto``'s (read + write).
+
+Each row starts after a pause (``--pause``, default 0.25 s): OpenBLAS's threads keep
+spinning on their cores for a while after ``np.dot`` returns, and whatever runs next on
+2 cores then gets one core (measured here: native.dot right after np.dot 1.07x np.dot's
+median, 0.97x with the pause).  ``--pause 0`` shows that back-to-back cost.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=800, help="size of each array (default 800 MB)")
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument(
+        "--pause", type=float, default=0.25, help="seconds of idle before each row (default 0.25)"
+    )
     args = parser.parse_args()
     n = args.mb * 10**6 // 8
     rng = np.random.default_rng(0)
@@ -43,6 +51,7 @@ def main() -> None:
     for r in range(args.rounds + 1):
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
+            time.sleep(args.pause)  # the previous row's threads (OpenBLAS spins) are asleep again
             t0 = time.perf_counter()
             rows[name][0]()
             if r:  # round 0 warms caches and page tables
@@ -50,7 +59,8 @@ def main() -> None:
     best = {name: min(v) for name, v in samples.items()}
     median = {name: statistics.median(v) for name, v in samples.items()}
     print(
-        f"memory-bound: float64 arrays of {args.mb} MB, {args.rounds} rounds, {native.default_threads()} threads"
+        f"memory-bound: float64 arrays of {args.mb} MB, {args.rounds} rounds, {native.default_threads()} threads, "
+        f"{args.pause} s pause before each row"
     )
     for name in names:
         gbs = rows[name][1] / best[name] / 1e9
