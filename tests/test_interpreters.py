@@ -276,3 +276,18 @@ if REASON is None:
                 ex.submit(divmod, 1, 0).result(timeout=HANG_GUARD_S)
             assert "manycore" in ex.submit(eval, check).result(timeout=HANG_GUARD_S)
             assert ex.submit(abs, -4).result(timeout=HANG_GUARD_S) == 4
+
+    def test_without_the_chunk_loop_loaded_by_file_the_package_is_imported_there(
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Where manycore's files are not plain files (a zip), nothing is loaded by file: the
+        payload's own import of the chunk loop then imports the package, and maps still work."""
+        from manycore.executors import interpreters
+
+        source, path, _preload = interpreters._driver()
+        monkeypatch.setattr(interpreters, "_driver", lambda: (source, path, ()))
+        check = "'manycore' in __import__('sys').modules"
+        with get_executor("interpreters", max_workers=1) as ex:
+            assert ex.submit(eval, check).result(timeout=HANG_GUARD_S) is False
+            assert list(ex.pmap(abs, range(-3, 3))) == [3, 2, 1, 0, 1, 2]
+            assert ex.submit(eval, check).result(timeout=HANG_GUARD_S) is True
