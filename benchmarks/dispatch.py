@@ -96,6 +96,9 @@ def main() -> None:
         "native.sum(16 float64) from Python": [],
         "native.dot(16, 16 float64) from Python": [],
         "native.sum_of_squares(16) from Python": [],
+        "native.minmax(16 float64) from Python": [],
+        "native.count_primes(100) from Python": [],
+        "native.monte_carlo_pi(16) from Python": [],
     }
     with tempfile.TemporaryDirectory(prefix="manycore-omp-") as tmp:
         binary = build_reference(tmp)
@@ -116,6 +119,15 @@ def main() -> None:
             )
             samples["native.sum_of_squares(16) from Python"].append(
                 per_call(lambda: native.sum_of_squares(16), regions)
+            )
+            samples["native.minmax(16 float64) from Python"].append(
+                per_call(lambda: native.minmax(small), regions)
+            )
+            samples["native.count_primes(100) from Python"].append(
+                per_call(lambda: native.count_primes(100), regions)
+            )
+            samples["native.monte_carlo_pi(16) from Python"].append(
+                per_call(lambda: native.monte_carlo_pi(16), regions)
             )
 
     print(

@@ -110,6 +110,31 @@ static uint64_t isqrt_u64(uint64_t m)
     return r;
 }
 
+/* Marks the odd composites <= r in comp[] (r + 1 bytes, zeroed here); returns how
+ * many odd primes p, 3 <= p <= r, there are. */
+static size_t sieve_base(uint64_t r, uint8_t *comp)
+{
+    memset(comp, 0, (size_t)r + 1);
+    size_t np = 0;
+    for (uint64_t i = 3; i <= r; i += 2) {
+        if (comp[i])
+            continue;
+        np++;
+        for (uint64_t j = i * i; j <= r; j += 2 * i)
+            comp[j] = 1;
+    }
+    return np;
+}
+
+/* The odd primes <= r of a sieve_base()d comp[], in order. */
+static void collect_base(uint64_t r, const uint8_t *comp, uint32_t *primes)
+{
+    size_t np = 0;
+    for (uint64_t i = 3; i <= r; i += 2)
+        if (!comp[i])
+            primes[np++] = (uint32_t)i;
+}
+
 int mc_count_primes(const mc_exec *ex, uint64_t n, uint64_t *out)
 {
     unsigned nt = mc_kernel_threads(ex);
@@ -126,26 +151,30 @@ int mc_count_primes(const mc_exec *ex, uint64_t n, uint64_t *out)
 
     /* Base primes: odd p <= r = isqrt(n - 1), so p*p < n.  r <= 2^24. */
     uint64_t r = isqrt_u64(n - 1);
-    uint8_t *comp = calloc((size_t)r + 1, 1);
+    if (nseg64 == 1) {
+        /* n <= 2 * PSEG + 1, so r <= 256: one segment, sieved in this thread on the stack,
+         * with no allocation and no pool hand-off (a small call costs what its sieve does). */
+        uint8_t small_comp[257];
+        uint32_t small_primes[128];   /* the odd numbers 3..255 */
+        size_t small_np = sieve_base(r, small_comp);
+        collect_base(r, small_comp, small_primes);
+        prime_slot one;
+        one.count = 0;
+        prime_ctx small = { K, small_primes, small_np, &one };
+        prime_task(&small, 0, 1, 0);
+        *out = 1 + one.count;   /* and the prime 2 (n > 2) */
+        return MC_OK;
+    }
+    uint8_t *comp = malloc((size_t)r + 1);
     if (comp == NULL)
         return MC_ENOMEM;
-    size_t np = 0;
-    for (uint64_t i = 3; i <= r; i += 2) {
-        if (comp[i])
-            continue;
-        np++;
-        for (uint64_t j = i * i; j <= r; j += 2 * i)
-            comp[j] = 1;
-    }
+    size_t np = sieve_base(r, comp);
     uint32_t *primes = malloc((np ? np : 1) * sizeof(uint32_t));
     if (primes == NULL) {
         free(comp);
         return MC_ENOMEM;
     }
-    np = 0;
-    for (uint64_t i = 3; i <= r; i += 2)
-        if (!comp[i])
-            primes[np++] = (uint32_t)i;
+    collect_base(r, comp, primes);
     free(comp);
 
     void *base;

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from manycore import _native, native
+from manycore import _kernel_args, _native, native
 
 F64 = np.arange(8, dtype=np.float64)
 BIG = np.arange(300_000, dtype=np.float64)  # enough work to run on the pool
@@ -537,6 +537,92 @@ def test_kernel_faces_in_c_check_their_arguments_as_python_would() -> None:
     assert native.sum_of_squares(np.int16(4)) == 14
     assert native.sum_of_squares(np.array(4)) == 14  # a 0-d array has __index__: the range form
     assert native.sum_of_squares(np.array([4])) == 16  # a 1-d array is a buffer
+
+
+@pytest.mark.parametrize(
+    ("call", "python_check"),
+    [
+        (lambda v: native.count_primes(v), lambda v: _kernel_args.count_primes_n(v)),
+        (lambda v: native.monte_carlo_pi(v), lambda v: _kernel_args.monte_carlo_args(v, 0)),
+        (lambda v: native.monte_carlo_pi(10, v), lambda v: _kernel_args.monte_carlo_args(10, v)),
+        (lambda v: native.monte_carlo_pi(10, seed=v), lambda v: _kernel_args.monte_carlo_args(10, v)),
+    ],
+    ids=["count_primes-n", "monte_carlo_pi-samples", "monte_carlo_pi-seed", "monte_carlo_pi-seed-keyword"],
+)
+def test_scalar_kernel_faces_in_c_fail_exactly_as_the_shared_python_checks(
+    call: Callable[[Any], Any], python_check: Callable[[Any], Any]
+) -> None:
+    """count_primes and monte_carlo_pi check their ints in C; the ffi faces use _kernel_args:
+    every value the Python check refuses, the C face refuses with the same exception and the
+    whole same message (values both accept are not run: 2**62 samples would take hours)."""
+    values = [
+        -1,
+        0,
+        2**48,
+        2**48 + 1,
+        2**62,
+        2**62 + 1,
+        2**64 - 1,
+        2**64,
+        2**70,
+        -(2**70),
+        True,
+        2.0,
+        "7",
+        None,
+    ]
+    refused = 0
+    for value in values:
+        try:
+            python_check(value)
+            continue
+        except (TypeError, ValueError, OverflowError) as exc:
+            expected = exc
+        with pytest.raises(type(expected)) as info:
+            call(value)
+        assert str(info.value) == str(expected), value
+        refused += 1
+    assert refused >= 8
+
+
+def test_scalar_kernel_faces_in_c_take_what_the_python_faces_took() -> None:
+    assert native.count_primes(np.int64(100)) == 25
+    assert native.count_primes(n=100, threads=1) == 25
+    assert native.monte_carlo_pi(1000, np.uint64(3)) == native.monte_carlo_pi(samples=1000, seed=3, threads=1)
+    assert isinstance(native.monte_carlo_pi(10), float)
+    lo, hi = native.minmax(x=np.array([3.0, -1.0, 2.0]), threads=1)
+    assert (lo, hi) == (-1.0, 3.0)
+    with pytest.raises(TypeError, match=r"^count_primes\(\) takes 1 positional argument but 2 were given$"):
+        native.count_primes(10, 2)  # type: ignore[misc]
+    with pytest.raises(TypeError, match=r"^monte_carlo_pi\(\) takes from 1 to 2 positional arguments but 3"):
+        native.monte_carlo_pi(10, 1, 2)  # type: ignore[misc]
+    with pytest.raises(TypeError, match=r"^minmax\(\) missing required argument 'x'$"):
+        native.minmax()  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match=r"^threads must be between 1 and 1024, got 0$"):
+        native.count_primes(10, threads=0)
+    with pytest.raises(TypeError, match=r"^pool must be a manycore.native.Pool or None, not str$"):
+        native.minmax(np.ones(3), pool="p")  # type: ignore[arg-type]
+
+
+def test_count_primes_small_inputs_agree_with_a_plain_sieve() -> None:
+    """Inputs up to 2 * 32768 + 1 are sieved in one segment on the caller's stack; just past
+    that, the pool's segmented path takes over: both agree with a plain sieve at the edges."""
+
+    def plain(n: int) -> int:
+        if n < 3:
+            return 0
+        sieve = bytearray([1]) * n
+        sieve[0] = sieve[1] = 0
+        for i in range(2, int(n**0.5) + 1):
+            if sieve[i]:
+                sieve[i * i :: i] = bytearray(len(range(i * i, n, i)))
+        return sum(sieve)
+
+    for n in [*range(0, 300), 65535, 65536, 65537, 65538, 65539, 65540, 131075]:
+        expected = plain(n)
+        assert native.count_primes(n) == expected, n
+        assert native.count_primes(n, threads=1) == expected, n
+        assert native.count_primes(n, threads=3) == expected, n
 
 
 def test_parallel_for_runs_the_function_over_every_index_in_c() -> None:

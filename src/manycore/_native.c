@@ -608,13 +608,9 @@ static PyObject *dot_run(module_state *st, PyObject *xo, PyObject *yo, PyObject 
     return result;
 }
 
-static PyObject *nat_minmax(PyObject *m, PyObject *args)
+static PyObject *minmax_run(module_state *st, PyObject *xo, PyObject *pool, unsigned threads)
 {
-    module_state *st = get_state(m);
-    PyObject *objs[1], *pool;
-    unsigned int threads;
-    if (!PyArg_ParseTuple(args, "OOI:minmax", &objs[0], &pool, &threads))
-        return NULL;
+    PyObject *objs[1] = {xo};
     kbufs kb;
     if (kbufs_get(st, MC_K_MINMAX, objs, NULL, 0, &kb) < 0)
         return NULL;
@@ -667,14 +663,8 @@ static PyObject *nat_histogram(PyObject *m, PyObject *args)
     return result;
 }
 
-static PyObject *nat_count_primes(PyObject *m, PyObject *args)
+static PyObject *count_primes_run(module_state *st, uint64_t n, PyObject *pool, unsigned threads)
 {
-    module_state *st = get_state(m);
-    uint64_t n;
-    PyObject *pool;
-    unsigned int threads;
-    if (!PyArg_ParseTuple(args, "O&OI:count_primes", conv_u64, &n, &pool, &threads))
-        return NULL;
     kcall kc;
     if (kcall_begin(st, &kc, pool, threads, (double)n) < 0)
         return NULL;
@@ -687,14 +677,10 @@ static PyObject *nat_count_primes(PyObject *m, PyObject *args)
     return PyLong_FromUnsignedLongLong(count);
 }
 
-static PyObject *nat_monte_carlo_pi(PyObject *m, PyObject *args)
+/* Hits of monte_carlo_pi's generator; the face turns them into the estimate. */
+static PyObject *monte_carlo_run(module_state *st, uint64_t samples, uint64_t seed, PyObject *pool,
+                                 unsigned threads, uint64_t *hits_out)
 {
-    module_state *st = get_state(m);
-    uint64_t samples, seed;
-    PyObject *pool;
-    unsigned int threads;
-    if (!PyArg_ParseTuple(args, "O&O&OI:monte_carlo_pi", conv_u64, &samples, conv_u64, &seed, &pool, &threads))
-        return NULL;
     kcall kc;
     if (kcall_begin(st, &kc, pool, threads, 4.0 * (double)samples) < 0)
         return NULL;
@@ -704,7 +690,8 @@ static PyObject *nat_monte_carlo_pi(PyObject *m, PyObject *args)
     kcall_end_allow_threads(&kc);
     if (kcall_finish(&kc, status, "monte_carlo_pi") < 0)
         return NULL;
-    return PyLong_FromUnsignedLongLong(hits);
+    *hits_out = hits;
+    return Py_NewRef(Py_None);
 }
 
 static PyObject *nat_mandelbrot(PyObject *m, PyObject *args)
@@ -1093,6 +1080,101 @@ static PyObject *nat_sum_of_squares_face(PyObject *m, PyObject *const *args, Py_
     return r;
 }
 
+/* check_int(value, name, minimum=lo, maximum=hi) of _validate, for 0 <= lo <= hi < 2**64:
+ * the same exceptions (TypeError, then ValueError either side) and messages. */
+static int face_u64(PyObject *obj, const char *name, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    PyObject *v = face_index(obj, name);
+    if (v == NULL)
+        return -1;
+    int overflow, sign;
+    long long s = PyLong_AsLongLongAndOverflow(v, &overflow);
+    unsigned long long u = 0;
+    if (s == -1 && PyErr_Occurred()) {
+        Py_DECREF(v);
+        return -1;
+    }
+    if (overflow < 0 || (overflow == 0 && s < 0)) {
+        sign = -1;
+    } else if (overflow == 0) {
+        sign = 1;
+        u = (unsigned long long)s;
+    } else {  /* past LLONG_MAX */
+        sign = 1;
+        u = PyLong_AsUnsignedLongLong(v);
+        if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+                Py_DECREF(v);
+                return -1;
+            }
+            PyErr_Clear();
+            sign = 2;  /* past 2**64 - 1: above any maximum */
+        }
+    }
+    if (sign < 0 || u < lo)
+        PyErr_Format(PyExc_ValueError, "%s must be >= %llu, got %R", name, (unsigned long long)lo, v);
+    else if (sign == 2 || u > hi)
+        PyErr_Format(PyExc_ValueError, "%s must be <= %llu, got %R", name, (unsigned long long)hi, v);
+    Py_DECREF(v);
+    if (PyErr_Occurred())
+        return -1;
+    *out = u;
+    return 0;
+}
+
+/* minmax, count_primes and monte_carlo_pi: public faces as sum's (no Python
+ * frame), checks in the order of the Python faces they replace. */
+static const char *const n_names[] = {"n", "threads", "pool"};
+static const char *const mc_names[] = {"samples", "seed", "threads", "pool"};
+static const face_sig minmax_sig = {"minmax", 1, 1, 3, x_names};
+static const face_sig cp_sig = {"count_primes", 1, 1, 3, n_names};
+static const face_sig mc_sig = {"monte_carlo_pi", 1, 2, 4, mc_names};
+
+static PyObject *nat_minmax_face(PyObject *m, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    module_state *st = get_state(m);
+    PyObject *v[3] = {NULL}, *pool;
+    unsigned threads;
+    if (face_parse(&minmax_sig, args, nargsf, kwnames, v) < 0 || pf_resolve(m, st, v[1], v[2], &pool, &threads) < 0)
+        return NULL;
+    PyObject *r = minmax_run(st, v[0], pool, threads);
+    Py_DECREF(pool);
+    return r;
+}
+
+static PyObject *nat_count_primes_face(PyObject *m, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    module_state *st = get_state(m);
+    PyObject *v[3] = {NULL}, *pool;
+    unsigned threads;
+    uint64_t n;
+    if (face_parse(&cp_sig, args, nargsf, kwnames, v) < 0 || face_u64(v[0], "n", 0, MC_COUNT_PRIMES_MAX_N, &n) < 0 ||
+        pf_resolve(m, st, v[1], v[2], &pool, &threads) < 0)
+        return NULL;
+    PyObject *r = count_primes_run(st, n, pool, threads);
+    Py_DECREF(pool);
+    return r;
+}
+
+static PyObject *nat_monte_carlo_pi_face(PyObject *m, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    module_state *st = get_state(m);
+    PyObject *v[4] = {NULL}, *pool;
+    unsigned threads;
+    uint64_t samples, seed = 0, hits = 0;
+    if (face_parse(&mc_sig, args, nargsf, kwnames, v) < 0 ||
+        face_u64(v[0], "samples", 1, (uint64_t)1 << 62, &samples) < 0 ||
+        (v[1] != NULL && face_u64(v[1], "seed", 0, UINT64_MAX, &seed) < 0) ||
+        pf_resolve(m, st, v[2], v[3], &pool, &threads) < 0)
+        return NULL;
+    PyObject *done = monte_carlo_run(st, samples, seed, pool, threads, &hits);
+    Py_DECREF(pool);
+    if (done == NULL)
+        return NULL;
+    Py_DECREF(done);
+    return PyFloat_FromDouble(4.0 * (double)hits / (double)samples);  /* 4.0 * hits / samples, as in Python */
+}
+
 /* native.py hands over _resolve once at import; after fork() the cached
  * default pool belongs to the parent and is forgotten (native.py's at-fork hook). */
 static PyObject *nat_set_resolver(PyObject *m, PyObject *fn)
@@ -1328,10 +1410,17 @@ static PyObject *nat_build_info(PyObject *m, PyObject *Py_UNUSED(ignored))
 }
 
 static PyMethodDef native_methods[] = {
-    {"minmax", nat_minmax, METH_VARARGS, "minmax(x, pool, threads)"},
+    {"minmax", (PyCFunction)(void (*)(void))nat_minmax_face, METH_FASTCALL | METH_KEYWORDS,
+     "minmax(x, *, threads=None, pool=None)\n--\n\n"
+     "``(min(x), max(x))`` of a non-empty buffer; any NaN makes both NaN."},
     {"histogram", nat_histogram, METH_VARARGS, "histogram(x, bins, lo, hi, out, pool, threads)"},
-    {"count_primes", nat_count_primes, METH_VARARGS, "count_primes(n, pool, threads)"},
-    {"monte_carlo_pi", nat_monte_carlo_pi, METH_VARARGS, "monte_carlo_pi(samples, seed, pool, threads) -> hits"},
+    {"count_primes", (PyCFunction)(void (*)(void))nat_count_primes_face, METH_FASTCALL | METH_KEYWORDS,
+     "count_primes(n, *, threads=None, pool=None)\n--\n\n"
+     "Number of primes ``p < n`` (segmented sieve of Eratosthenes)."},
+    {"monte_carlo_pi", (PyCFunction)(void (*)(void))nat_monte_carlo_pi_face, METH_FASTCALL | METH_KEYWORDS,
+     "monte_carlo_pi(samples, seed=0, *, threads=None, pool=None)\n--\n\n"
+     "Estimate pi from ``samples`` points of a counter-based generator seeded with ``seed``.\n\n"
+     "The estimate depends only on ``(samples, seed)``, never on the thread count."},
     {"mandelbrot", nat_mandelbrot, METH_VARARGS,
      "mandelbrot(width, height, max_iter, xmin, xmax, ymin, ymax, out, pool, threads)"},
     {"matmul", nat_matmul, METH_VARARGS, "matmul(a, b, out, m, k, n, pool, threads)"},

@@ -185,19 +185,29 @@ if TYPE_CHECKING:
     def dot(x: Any, y: Any, *, threads: int | None = None, pool: Pool | None = None) -> Number:
         """``sum(a*b for a, b in zip(x, y))`` over two buffers of the same format and length."""
 
+    def minmax(x: Any, *, threads: int | None = None, pool: Pool | None = None) -> tuple[Number, Number]:
+        """``(min(x), max(x))`` of a non-empty buffer; any NaN makes both NaN."""
+
+    def count_primes(n: int, *, threads: int | None = None, pool: Pool | None = None) -> int:
+        """Number of primes ``p < n`` (segmented sieve of Eratosthenes)."""
+
+    def monte_carlo_pi(
+        samples: int, seed: int = 0, *, threads: int | None = None, pool: Pool | None = None
+    ) -> float:
+        """Estimate pi from ``samples`` points of a counter-based generator seeded with ``seed``.
+
+        The estimate depends only on ``(samples, seed)``, never on the thread count.
+        """
+
 else:
     # C functions (docstrings there): every argument is checked in C, the same
     # rules and messages as the other faces, and a call runs no Python frame.
     sum_of_squares = _native.sum_of_squares
     sum = _native.sum
     dot = _native.dot
-
-
-def minmax(x: Any, *, threads: int | None = None, pool: Pool | None = None) -> tuple[Number, Number]:
-    """``(min(x), max(x))`` of a non-empty buffer; any NaN makes both NaN."""
-    handle, t = _resolve(threads, pool)
-    lo, hi = _native.minmax(x, handle, t)
-    return lo, hi
+    minmax = _native.minmax
+    count_primes = _native.count_primes
+    monte_carlo_pi = _native.monte_carlo_pi
 
 
 def histogram(
@@ -222,26 +232,6 @@ def histogram(
     result = args.histogram_out(nbins, out)
     _native.histogram(x, nbins, a, b, result, handle, t)
     return result
-
-
-def count_primes(n: int, *, threads: int | None = None, pool: Pool | None = None) -> int:
-    """Number of primes ``p < n`` (segmented sieve of Eratosthenes)."""
-    v = args.count_primes_n(n)
-    handle, t = _resolve(threads, pool)
-    return int(_native.count_primes(v, handle, t))
-
-
-def monte_carlo_pi(
-    samples: int, seed: int = 0, *, threads: int | None = None, pool: Pool | None = None
-) -> float:
-    """Estimate pi from ``samples`` points of a counter-based generator seeded with ``seed``.
-
-    The estimate depends only on ``(samples, seed)``, never on the thread count.
-    """
-    s, sd = args.monte_carlo_args(samples, seed)
-    handle, t = _resolve(threads, pool)
-    hits = int(_native.monte_carlo_pi(s, sd, handle, t))
-    return 4.0 * hits / s
 
 
 def mandelbrot(
