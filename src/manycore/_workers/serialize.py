@@ -61,7 +61,7 @@ def _refers_to_fileless_main(data: bytes) -> bool:
     return main_script() is None and _MAIN in data
 
 
-def loads(data: bytes) -> Any:
+def loads(data: bytes | memoryview) -> Any:
     return pickle.loads(data)
 
 

@@ -239,10 +239,10 @@ def _run(payload: bytes, views: tuple[memoryview, ...]) -> Any:
     if HEADER + size > len(state.reply):  # kept there: bind a buffer it fits in, once
         _bind_reply(state, memoryview(bytearray(HEADER + size)))
         interp.exec(_FLUSH)
-    data = bytes(state.reply[HEADER : HEADER + size])
+    with state.reply[HEADER : HEADER + size] as data:
+        ok, value = serialize.loads(data)  # pickle copies what it reads out of the buffer
     if len(state.reply) > _REPLY_BYTES:
         _bind_reply(state, memoryview(bytearray(_REPLY_BYTES)))  # a long reply's memory is not kept
-    ok, value = serialize.loads(data)
     if ok:
         return value
     raise value.exception()
