@@ -164,6 +164,43 @@ def view_sum(view: memoryview) -> int:
     return sum(view)
 
 
+class ExitsWhenPickled:
+    """A result whose pickling raises SystemExit (a BaseException, not an Exception)."""
+
+    def __reduce__(self) -> Any:
+        raise SystemExit("no pickling")
+
+
+def exits_when_pickled() -> ExitsWhenPickled:
+    return ExitsWhenPickled()
+
+
+def test_the_driver_is_sent_as_code_also_from_an_install_without_sources(tmp_path: Any) -> None:
+    """_code_of reads code objects through the module's loader: a .pyc-only module works."""
+    import importlib.util
+    import marshal
+    import py_compile
+
+    from manycore.executors import interpreters
+
+    source = tmp_path / "only_pyc_mod.py"
+    source.write_text("ANSWER = 42\n")
+    compiled = tmp_path / "only_pyc_mod.pyc"
+    py_compile.compile(str(source), cfile=str(compiled))
+    source.unlink()
+    spec = importlib.util.spec_from_file_location("only_pyc_mod", compiled)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    space: dict[str, Any] = {}
+    exec(marshal.loads(interpreters._code_of(module)), space)
+    assert space["ANSWER"] == 42
+    driver, preload = interpreters._driver()
+    assert isinstance(driver, bytes)
+    assert [name for name, _path, _code in preload] == ["manycore._workers.batches"]
+
+
 if REASON is None:
 
     def test_native_kernels_run_in_a_subinterpreter_without_numpy() -> None:
@@ -284,10 +321,22 @@ if REASON is None:
         payload's own import of the chunk loop then imports the package, and maps still work."""
         from manycore.executors import interpreters
 
-        source, path, _preload = interpreters._driver()
-        monkeypatch.setattr(interpreters, "_driver", lambda: (source, path, ()))
+        driver, _preload = interpreters._driver()
+        monkeypatch.setattr(interpreters, "_driver", lambda: (driver, ()))
         check = "'manycore' in __import__('sys').modules"
         with get_executor("interpreters", max_workers=1) as ex:
             assert ex.submit(eval, check).result(timeout=HANG_GUARD_S) is False
             assert list(ex.pmap(abs, range(-3, 3))) == [3, 2, 1, 0, 1, 2]
             assert ex.submit(eval, check).result(timeout=HANG_GUARD_S) is True
+
+    def test_a_later_import_of_the_package_links_the_preloaded_module() -> None:
+        check = "__import__('manycore') and __import__('sys').modules['manycore._workers'].batches.__name__"
+        with get_executor("interpreters", max_workers=1) as ex:
+            assert ex.submit(eval, check).result(timeout=HANG_GUARD_S) == "manycore._workers.batches"
+            assert list(ex.pmap(abs, range(-2, 2))) == [2, 1, 0, 1]
+
+    def test_a_result_whose_pickling_raises_system_exit_fails_only_its_call() -> None:
+        with get_executor("interpreters", max_workers=1) as ex:
+            with pytest.raises(TypeError, match="cannot be sent back from the subinterpreter"):
+                ex.submit(exits_when_pickled).result(timeout=HANG_GUARD_S)
+            assert ex.submit(abs, -5).result(timeout=HANG_GUARD_S) == 5

@@ -8,6 +8,7 @@ failure report workers send back).
 
 from __future__ import annotations
 
+from . import batches as batches  # links a batches module a subinterpreter loaded on its own
 from ._start import other_python_threads, start_context
 
 __all__ = ["other_python_threads", "start_context"]

@@ -7,10 +7,8 @@ provides the same API as ``interpreters_backport.interpreters``, on top of
 that package needs, and 3.11 has no per-interpreter GIL at all.  The GIL build
 of 3.13.0 is refused: it aborted in manycore's tests (docs/executors.md).
 
-Only the public API is used: ``create()``, ``create_queue()``,
-``Interpreter.exec/prepare_main/call/close``, ``Queue.put/get``,
-``ExecutionFailed``.  This module is imported inside the subinterpreters too
-(by :mod:`._interp_driver`): it must stay free of heavy imports.
+Only the public API is used: ``create()``, ``Interpreter.exec/prepare_main/close``
+and ``ExecutionFailed`` (calls and replies: :mod:`._interp_driver`).
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ EXTRA_HINT = "pip install 'manycore[interpreters]' (the interpreters-pep-734 bac
 
 
 def interpreters_module() -> ModuleType:
-    """The ``interpreters`` module, queues loaded; ``ImportError`` saying why there is none."""
+    """The ``interpreters`` module; ``ImportError`` saying why there is none."""
     version = tuple(sys.version_info[:2])  # (not narrowed by type checkers: every branch is checked)
     if version >= (3, 14):
         return importlib.import_module("concurrent.interpreters")
@@ -41,7 +39,6 @@ def interpreters_module() -> ModuleType:
         )
     try:
         module = importlib.import_module("interpreters_backport.interpreters")
-        importlib.import_module("interpreters_backport.interpreters.queues")  # registers the Queue type
     except ImportError as exc:
         raise ImportError(
             f"subinterpreters on CPython 3.13 need the backport: {EXTRA_HINT} ({exc})"

@@ -44,12 +44,12 @@ from __future__ import annotations
 
 import functools
 import itertools
+import marshal
 import os
 import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -151,11 +151,11 @@ def _start_worker(api: ModuleType, setup: Payload | None) -> None:
             interp = api.create()
             try:
                 reply = memoryview(bytearray(_REPLY_BYTES))
-                source, path, preload = _driver()
+                driver, preload = _driver()
                 # the caller's import path, as multiprocessing gives a spawned child: fn's module is found
                 interp.prepare_main(
                     _manycore_sys_path=tuple(sys.path),
-                    _manycore_driver=(source, path),
+                    _manycore_driver=driver,
                     _manycore_preload_modules=preload,
                 )
                 interp.exec(_START)
@@ -177,19 +177,18 @@ def _start_worker(api: ModuleType, setup: Payload | None) -> None:
 
 
 #: Run in a new subinterpreter: the caller's import path, then the driver (executed, not imported:
-#: see _interp_driver), which loads the chunk loop of pmap by its file.
+#: see _interp_driver), which loads the chunk loop of pmap from its code.
 _START = """\
-import sys
 import _interpreters
-sys.path[:] = _manycore_sys_path
-exec(compile(_manycore_driver[0], _manycore_driver[1], "exec"))
-for _manycore_name, _manycore_path in _manycore_preload_modules:
-    _manycore_preload(_manycore_name, _manycore_path)
-del _manycore_sys_path, _manycore_driver, _manycore_preload_modules
+import marshal
+exec(marshal.loads(_manycore_driver))
+_manycore_setup(_manycore_sys_path, _manycore_preload_modules)
+del _manycore_sys_path, _manycore_driver, _manycore_preload_modules, marshal
 """
 _SERVE = "_manycore_serve()"
 _FLUSH = "_manycore_flush()"
-_REPLY_BYTES = 1 << 16  # a reply buffer's size to start with, and to go back to after a long reply
+_REPLY_BYTES = 1 << 16  # a reply buffer's size to start with, and to go back to after a very long reply
+_KEEP_REPLY_BYTES = 1 << 22  # a buffer grown up to this size is kept (replies of that size stay cheap)
 
 
 class _Worker:
@@ -201,18 +200,21 @@ class _Worker:
 
 
 @functools.cache
-def _driver() -> tuple[str, str, tuple[tuple[str, str], ...]]:
-    """The driver's source and file, and the modules it loads by file (those that are plain files)."""
+def _driver() -> tuple[bytes, tuple[tuple[str, str, bytes], ...]]:
+    """The driver's code, and the modules it loads from their code: marshalled code objects of
+    this interpreter (from sources or from .pyc files alike)."""
     from .._workers import batches
 
-    path = _interp_driver.__file__
-    source = Path(path).read_text(encoding="utf-8")
-    preload = tuple(
-        (module.__name__, module.__file__)
-        for module in (batches,)
-        if module.__file__ and module.__file__.endswith(".py") and os.path.isfile(module.__file__)
-    )
-    return source, path, preload
+    return _code_of(_interp_driver), ((batches.__name__, batches.__file__ or "", _code_of(batches)),)
+
+
+def _code_of(module: ModuleType) -> bytes:
+    loader = module.__spec__.loader if module.__spec__ is not None else None
+    get_code = getattr(loader, "get_code", None)
+    code = get_code(module.__name__) if get_code is not None else None
+    if code is None:
+        raise ImportError(f"no code object for {module.__name__} (its loader is {loader!r})")
+    return marshal.dumps(code)
 
 
 def _wait_for_starts() -> None:
@@ -239,10 +241,12 @@ def _run(payload: bytes, views: tuple[memoryview, ...]) -> Any:
     if HEADER + size > len(state.reply):  # kept there: bind a buffer it fits in, once
         _bind_reply(state, memoryview(bytearray(HEADER + size)))
         interp.exec(_FLUSH)
-    with state.reply[HEADER : HEADER + size] as data:
-        ok, value = serialize.loads(data)  # pickle copies what it reads out of the buffer
-    if len(state.reply) > _REPLY_BYTES:
-        _bind_reply(state, memoryview(bytearray(_REPLY_BYTES)))  # a long reply's memory is not kept
+    try:
+        with state.reply[HEADER : HEADER + size] as data:
+            ok, value = serialize.loads(data)  # pickle copies what it reads out of the buffer
+    finally:
+        if len(state.reply) > _KEEP_REPLY_BYTES:
+            _bind_reply(state, memoryview(bytearray(_REPLY_BYTES)))  # a very long reply's memory is not kept
     if ok:
         return value
     raise value.exception()
