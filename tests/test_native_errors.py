@@ -804,3 +804,33 @@ def test_format_errors_say_what_this_argument_takes() -> None:
         TypeError, match=r"^out has unsupported element format 'f'; out must be uint32 or int32"
     ):
         native.mandelbrot(4, 3, 10, out=np.zeros((3, 4), dtype=np.float32))
+
+
+def test_square_in_c_allocates_its_default_output_as_the_python_face_did() -> None:
+    """square is a C face: NumPy arrays of the documented format by default (NumPy imported on
+    first need, as before), out= of any writable buffer without NumPy at all."""
+    import subprocess
+    import sys
+
+    code = (
+        "import array, sys\n"
+        "from manycore import native\n"
+        "out = array.array('d', [0.0, 0.0])\n"
+        "assert native.square(array.array('d', [3.0, -2.0]), out=out) is out\n"
+        "print(list(out), 'numpy' in sys.modules)\n"
+        "r = native.square(array.array('h', [3, -200]))\n"
+        "print(type(r).__name__, r.dtype, r.tolist(), 'numpy' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[9.0, 4.0] False", "ndarray int64 [9, 40000] True"]
+    for x, dtype in [
+        (np.arange(6, dtype=np.uint8).reshape(2, 3), np.uint64),
+        (np.ones(3, np.float32), np.float32),
+    ]:
+        r = native.square(x)
+        assert r.dtype == dtype
+        assert r.shape == x.shape
+        assert r.tolist() == (x.astype(dtype) * x.astype(dtype)).tolist()
+    with pytest.raises(TypeError, match=r"^square\(\) takes 1 positional argument but 2 were given$"):
+        native.square(np.ones(2), np.ones(2))  # type: ignore[misc]

@@ -52,6 +52,8 @@ typedef struct {
     PyObject *resolve;          /* manycore.native._resolve(threads, pool) -> (handle, threads) */
     PyObject *default_pool;     /* its handle for (None, None), cached; reset after fork() */
     PyObject *sos_type_message; /* manycore._kernel_args._SUM_OF_SQUARES_TYPE */
+    PyObject *square_out;       /* manycore._kernel_args.square_out: square's default output, the slow way */
+    PyObject *np_empty;         /* numpy.empty, once NumPy is loaded (square's default output) */
 } module_state;
 
 static inline module_state *get_state(PyObject *module)
@@ -749,13 +751,9 @@ static PyObject *nat_matmul(PyObject *m, PyObject *args)
     return result;
 }
 
-static PyObject *nat_square(PyObject *m, PyObject *args)
+static PyObject *square_run(module_state *st, PyObject *xo, PyObject *outo, PyObject *pool, unsigned threads)
 {
-    module_state *st = get_state(m);
-    PyObject *objs[2], *pool;
-    unsigned int threads;
-    if (!PyArg_ParseTuple(args, "OOOI:square", &objs[0], &objs[1], &pool, &threads))
-        return NULL;
+    PyObject *objs[2] = {xo, outo};
     kbufs kb;
     if (kbufs_get(st, MC_K_SQUARE, objs, NULL, 0, &kb) < 0)
         return NULL;
@@ -1175,6 +1173,106 @@ static PyObject *nat_monte_carlo_pi_face(PyObject *m, PyObject *const *args, Py_
     return PyFloat_FromDouble(4.0 * (double)hits / (double)samples);  /* 4.0 * hits / samples, as in Python */
 }
 
+/* numpy.empty (new reference) once NumPy is loaded, else NULL with no error set: looked up in
+ * sys.modules until found, then kept. */
+static PyObject *np_empty(PyObject *m, module_state *st)
+{
+    PyObject *empty = NULL;
+    Py_BEGIN_CRITICAL_SECTION(m);
+    empty = Py_XNewRef(st->np_empty);
+    Py_END_CRITICAL_SECTION();
+    if (empty != NULL)
+        return empty;
+    PyObject *name = PyUnicode_InternFromString("numpy");
+    PyObject *numpy = name != NULL ? PyImport_GetModule(name) : NULL;
+    Py_XDECREF(name);
+    empty = numpy != NULL ? PyObject_GetAttrString(numpy, "empty") : NULL;
+    Py_XDECREF(numpy);
+    PyErr_Clear();
+    if (empty != NULL) {
+        Py_BEGIN_CRITICAL_SECTION(m);
+        if (st->np_empty == NULL)
+            st->np_empty = Py_NewRef(empty);
+        Py_END_CRITICAL_SECTION();
+    }
+    return empty;
+}
+
+/* square's default output, as _kernel_args.square_out(x, None): a NumPy array of x's shape,
+ * int64/uint64 for integer formats, else x's float format.  Done here when x exports a plain
+ * supported format and NumPy is loaded; anything else (its errors included) goes the Python way. */
+static PyObject *square_default_out(PyObject *m, module_state *st, PyObject *x)
+{
+    Py_buffer view;
+    const char *dtype = NULL;
+    PyObject *shape = NULL;
+    if (PyObject_GetBuffer(x, &view, PyBUF_RECORDS_RO) == 0) {
+        const char *f = view.format ? view.format : "B";
+        if (*f == '@' || *f == '=' || *f == '<')
+            f++;
+        if (f[0] != '\0' && f[1] == '\0') {
+            if (strchr("bhilq", f[0]))
+                dtype = "q";
+            else if (strchr("BHILQ", f[0]))
+                dtype = "Q";
+            else if (f[0] == 'f')
+                dtype = "f";
+            else if (f[0] == 'd')
+                dtype = "d";
+        }
+        if (dtype != NULL) {
+            shape = PyTuple_New(view.ndim);
+            for (int i = 0; shape != NULL && i < view.ndim; i++) {
+                PyObject *dim = PyLong_FromSsize_t(view.shape[i]);
+                if (dim == NULL)
+                    Py_CLEAR(shape);
+                else
+                    PyTuple_SET_ITEM(shape, i, dim);
+            }
+        }
+        PyBuffer_Release(&view);
+    }
+    PyErr_Clear();
+    PyObject *out = NULL;
+    if (shape != NULL) {
+        PyObject *empty = np_empty(m, st);
+        PyObject *dt = empty != NULL ? PyUnicode_FromString(dtype) : NULL;
+        if (dt != NULL) {
+            PyObject *call[2] = {shape, dt};
+            out = PyObject_Vectorcall(empty, call, 2, NULL);
+            Py_DECREF(dt);
+        }
+        Py_XDECREF(empty);
+        Py_DECREF(shape);
+        PyErr_Clear();  /* whatever failed, the Python way below says it properly */
+    }
+    if (out == NULL)
+        out = PyObject_CallFunctionObjArgs(st->square_out, x, Py_None, NULL);
+    return out;
+}
+
+static const char *const square_names[] = {"x", "out", "threads", "pool"};
+static const face_sig square_sig = {"square", 1, 1, 4, square_names};
+
+/* square: the face as sum's; the output is `out`, or a new array (square_default_out). */
+static PyObject *nat_square_face(PyObject *m, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    module_state *st = get_state(m);
+    PyObject *v[4] = {NULL}, *pool;
+    unsigned threads;
+    if (face_parse(&square_sig, args, nargsf, kwnames, v) < 0 || pf_resolve(m, st, v[2], v[3], &pool, &threads) < 0)
+        return NULL;
+    PyObject *out = v[1] != NULL && v[1] != Py_None ? Py_NewRef(v[1]) : square_default_out(m, st, v[0]);
+    PyObject *done = out != NULL ? square_run(st, v[0], out, pool, threads) : NULL;
+    Py_DECREF(pool);
+    if (done == NULL) {
+        Py_XDECREF(out);
+        return NULL;
+    }
+    Py_DECREF(done);
+    return out;
+}
+
 /* native.py hands over _resolve once at import; after fork() the cached
  * default pool belongs to the parent and is forgotten (native.py's at-fork hook). */
 static PyObject *nat_set_resolver(PyObject *m, PyObject *fn)
@@ -1424,7 +1522,13 @@ static PyMethodDef native_methods[] = {
     {"mandelbrot", nat_mandelbrot, METH_VARARGS,
      "mandelbrot(width, height, max_iter, xmin, xmax, ymin, ymax, out, pool, threads)"},
     {"matmul", nat_matmul, METH_VARARGS, "matmul(a, b, out, m, k, n, pool, threads)"},
-    {"square", nat_square, METH_VARARGS, "square(x, out, pool, threads)"},
+    {"square", (PyCFunction)(void (*)(void))nat_square_face, METH_FASTCALL | METH_KEYWORDS,
+     "square(x, *, out=None, threads=None, pool=None)\n--\n\n"
+     "Elementwise ``x * x``.\n\n"
+     "By default the result is a NumPy array of the same float type, or int64 /\n"
+     "uint64 for integer input.  ``out`` may have the input's format, float64,\n"
+     "or (integer input) int64/uint64; an integer square that does not fit\n"
+     "raises ``OverflowError`` (never wraps silently)."},
     {"parallel_for", (PyCFunction)(void (*)(void))nat_parallel_for_face, METH_FASTCALL | METH_KEYWORDS,
      "parallel_for(fn_address, n, context=0, grain=0, *, schedule='static', threads=None, pool=None)\n--\n\n"
      "Run the C function at ``fn_address`` over ``[0, n)`` on the pool, without the GIL.\n\n"
@@ -1497,8 +1601,9 @@ static int native_exec(PyObject *m)
     if (kernel_args == NULL)
         return -1;
     st->sos_type_message = PyObject_GetAttrString(kernel_args, "_SUM_OF_SQUARES_TYPE");
+    st->square_out = PyObject_GetAttrString(kernel_args, "square_out");
     Py_DECREF(kernel_args);
-    if (st->sos_type_message == NULL)
+    if (st->sos_type_message == NULL || st->square_out == NULL)
         return -1;
 
     PyObject *threading = PyImport_ImportModule("threading");
@@ -1537,6 +1642,8 @@ static int native_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->resolve);
     Py_VISIT(st->default_pool);
     Py_VISIT(st->sos_type_message);
+    Py_VISIT(st->square_out);
+    Py_VISIT(st->np_empty);
     return 0;
 }
 
@@ -1549,6 +1656,8 @@ static int native_clear(PyObject *m)
     Py_CLEAR(st->resolve);
     Py_CLEAR(st->default_pool);
     Py_CLEAR(st->sos_type_message);
+    Py_CLEAR(st->square_out);
+    Py_CLEAR(st->np_empty);
     return 0;
 }
 

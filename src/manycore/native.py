@@ -191,6 +191,15 @@ if TYPE_CHECKING:
     def count_primes(n: int, *, threads: int | None = None, pool: Pool | None = None) -> int:
         """Number of primes ``p < n`` (segmented sieve of Eratosthenes)."""
 
+    def square(x: Any, *, out: Any = None, threads: int | None = None, pool: Pool | None = None) -> Any:
+        """Elementwise ``x * x``.
+
+        By default the result is a NumPy array of the same float type, or int64 /
+        uint64 for integer input.  ``out`` may have the input's format, float64,
+        or (integer input) int64/uint64; an integer square that does not fit
+        raises ``OverflowError`` (never wraps silently).
+        """
+
     def monte_carlo_pi(
         samples: int, seed: int = 0, *, threads: int | None = None, pool: Pool | None = None
     ) -> float:
@@ -208,6 +217,7 @@ else:
     minmax = _native.minmax
     count_primes = _native.count_primes
     monte_carlo_pi = _native.monte_carlo_pi
+    square = _native.square
 
 
 def histogram(
@@ -264,20 +274,6 @@ def matmul(a: Any, b: Any, *, out: Any = None, threads: int | None = None, pool:
     result = args.matmul_out(m, n, out)
     _native.matmul(a, b, result, m, k, n, handle, t)
     return result
-
-
-def square(x: Any, *, out: Any = None, threads: int | None = None, pool: Pool | None = None) -> Any:
-    """Elementwise ``x * x``.
-
-    By default the result is a NumPy array of the same float type, or int64 /
-    uint64 for integer input.  ``out`` may have the input's format, float64,
-    or (integer input) int64/uint64; an integer square that does not fit
-    raises ``OverflowError`` (never wraps silently).
-    """
-    handle, t = _resolve(threads, pool)
-    out = args.square_out(x, out)
-    _native.square(x, out, handle, t)
-    return out
 
 
 # ---------------------------------------------------------------- threads
