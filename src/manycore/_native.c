@@ -986,12 +986,22 @@ static const face_sig sum_sig = {"sum", 1, 1, 3, x_names};
 static const face_sig sos_sig = {"sum_of_squares", 1, 1, 3, x_names};
 static const face_sig dot_sig = {"dot", 2, 2, 4, xy_names};
 
+/* face_parse, then pf_resolve of the face's last two names (threads, pool): the start of
+ * every kernel face that checks nothing in between. */
+static int face_begin(PyObject *m, module_state *st, const face_sig *sig, PyObject *const *args, Py_ssize_t nargsf,
+                      PyObject *kwnames, PyObject **v, PyObject **pool, unsigned *threads)
+{
+    if (face_parse(sig, args, nargsf, kwnames, v) < 0)
+        return -1;
+    return pf_resolve(m, st, v[sig->nnames - 2], v[sig->nnames - 1], pool, threads);
+}
+
 static PyObject *nat_sum_face(PyObject *m, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
 {
     module_state *st = get_state(m);
     PyObject *v[3] = {NULL}, *pool;
     unsigned threads;
-    if (face_parse(&sum_sig, args, nargsf, kwnames, v) < 0 || pf_resolve(m, st, v[1], v[2], &pool, &threads) < 0)
+    if (face_begin(m, st, &sum_sig, args, nargsf, kwnames, v, &pool, &threads) < 0)
         return NULL;
     PyObject *r = reduce_run(st, v[0], pool, threads, MC_K_SUM, mc_sum, "sum");
     Py_DECREF(pool);
@@ -1003,7 +1013,7 @@ static PyObject *nat_dot_face(PyObject *m, PyObject *const *args, Py_ssize_t nar
     module_state *st = get_state(m);
     PyObject *v[4] = {NULL}, *pool;
     unsigned threads;
-    if (face_parse(&dot_sig, args, nargsf, kwnames, v) < 0 || pf_resolve(m, st, v[2], v[3], &pool, &threads) < 0)
+    if (face_begin(m, st, &dot_sig, args, nargsf, kwnames, v, &pool, &threads) < 0)
         return NULL;
     PyObject *r = dot_run(st, v[0], v[1], pool, threads);
     Py_DECREF(pool);
@@ -1133,7 +1143,7 @@ static PyObject *nat_minmax_face(PyObject *m, PyObject *const *args, Py_ssize_t 
     module_state *st = get_state(m);
     PyObject *v[3] = {NULL}, *pool;
     unsigned threads;
-    if (face_parse(&minmax_sig, args, nargsf, kwnames, v) < 0 || pf_resolve(m, st, v[1], v[2], &pool, &threads) < 0)
+    if (face_begin(m, st, &minmax_sig, args, nargsf, kwnames, v, &pool, &threads) < 0)
         return NULL;
     PyObject *r = minmax_run(st, v[0], pool, threads);
     Py_DECREF(pool);
@@ -1260,7 +1270,7 @@ static PyObject *nat_square_face(PyObject *m, PyObject *const *args, Py_ssize_t 
     module_state *st = get_state(m);
     PyObject *v[4] = {NULL}, *pool;
     unsigned threads;
-    if (face_parse(&square_sig, args, nargsf, kwnames, v) < 0 || pf_resolve(m, st, v[2], v[3], &pool, &threads) < 0)
+    if (face_begin(m, st, &square_sig, args, nargsf, kwnames, v, &pool, &threads) < 0)
         return NULL;
     PyObject *out = v[1] != NULL && v[1] != Py_None ? Py_NewRef(v[1]) : square_default_out(m, st, v[0]);
     PyObject *done = out != NULL ? square_run(st, v[0], out, pool, threads) : NULL;
