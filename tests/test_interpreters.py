@@ -299,7 +299,7 @@ if REASON is None:
             assert list(ex.pmap(bytes, [0, 1 << 20, 3], chunksize=1)) == [b"", bytes(1 << 20), bytes(3)]
 
     def test_a_subinterpreter_starts_without_importing_the_package() -> None:
-        """The driver runs as a script and loads only the chunk loop: calls and maps of functions
+        """The driver runs from its code and preloads only the chunk loop: calls and maps of functions
         whose modules do not import manycore never import it there (it would cost every start)."""
         check = (
             "sorted(m for m in __import__('sys').modules if m.split('.')[0] in ('manycore', 'cloudpickle'))"
@@ -314,11 +314,11 @@ if REASON is None:
             assert "manycore" in ex.submit(eval, check).result(timeout=HANG_GUARD_S)
             assert ex.submit(abs, -4).result(timeout=HANG_GUARD_S) == 4
 
-    def test_without_the_chunk_loop_loaded_by_file_the_package_is_imported_there(
+    def test_without_the_chunk_loop_preloaded_the_package_is_imported_there(
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        """Where manycore's files are not plain files (a zip), nothing is loaded by file: the
-        payload's own import of the chunk loop then imports the package, and maps still work."""
+        """Had the chunk loop not been preloaded (its code could not be run there), the payload's
+        own import of it imports the package: maps still work."""
         from manycore.executors import interpreters
 
         driver, _preload = interpreters._driver()

@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import FunctionType
 
-# Loaded by file inside each subinterpreter of an InterpreterExecutor (executors/_interp_driver.py),
+# Run from its code inside each subinterpreter of an InterpreterExecutor (executors/_interp_driver.py),
 # where every import is paid again at each start: typing only for type checkers (which read a name
 # TYPE_CHECKING as the constant), traceback only when a chunk fails.
 TYPE_CHECKING = False
