@@ -54,6 +54,7 @@ typedef struct {
     PyObject *sos_type_message; /* manycore._kernel_args._SUM_OF_SQUARES_TYPE */
     PyObject *square_out;       /* manycore._kernel_args.square_out: square's default output, the slow way */
     PyObject *np_empty;         /* numpy.empty, once NumPy is loaded (square's default output) */
+    PyObject *square_formats;   /* manycore._kernel_args.SQUARE_OUT: input format -> output format */
 } module_state;
 
 static inline module_state *get_state(PyObject *module)
@@ -1187,6 +1188,7 @@ static PyObject *nat_monte_carlo_pi_face(PyObject *m, PyObject *const *args, Py_
  * sys.modules until found, then kept. */
 static PyObject *np_empty(PyObject *m, module_state *st)
 {
+    (void)m;  /* used by the critical sections of free-threaded builds only */
     PyObject *empty = NULL;
     Py_BEGIN_CRITICAL_SECTION(m);
     empty = Py_XNewRef(st->np_empty);
@@ -1208,28 +1210,20 @@ static PyObject *np_empty(PyObject *m, module_state *st)
     return empty;
 }
 
-/* square's default output, as _kernel_args.square_out(x, None): a NumPy array of x's shape,
- * int64/uint64 for integer formats, else x's float format.  Done here when x exports a plain
- * supported format and NumPy is loaded; anything else (its errors included) goes the Python way. */
+/* square's default output, as _kernel_args.square_out(x, None): a NumPy array of x's shape in the
+ * format _kernel_args.SQUARE_OUT gives x's.  Done here when x exports a plain format that table
+ * has and NumPy is loaded; anything else (its errors included) goes the Python way. */
 static PyObject *square_default_out(PyObject *m, module_state *st, PyObject *x)
 {
     Py_buffer view;
-    const char *dtype = NULL;
-    PyObject *shape = NULL;
+    PyObject *dtype = NULL, *shape = NULL;
     if (PyObject_GetBuffer(x, &view, PyBUF_RECORDS_RO) == 0) {
         const char *f = view.format ? view.format : "B";
         if (*f == '@' || *f == '=' || *f == '<')
             f++;
-        if (f[0] != '\0' && f[1] == '\0') {
-            if (strchr("bhilq", f[0]))
-                dtype = "q";
-            else if (strchr("BHILQ", f[0]))
-                dtype = "Q";
-            else if (f[0] == 'f')
-                dtype = "f";
-            else if (f[0] == 'd')
-                dtype = "d";
-        }
+        PyObject *key = PyUnicode_FromString(f);
+        dtype = key != NULL ? Py_XNewRef(PyDict_GetItemWithError(st->square_formats, key)) : NULL;
+        Py_XDECREF(key);
         if (dtype != NULL) {
             shape = PyTuple_New(view.ndim);
             for (int i = 0; shape != NULL && i < view.ndim; i++) {
@@ -1244,18 +1238,15 @@ static PyObject *square_default_out(PyObject *m, module_state *st, PyObject *x)
     }
     PyErr_Clear();
     PyObject *out = NULL;
-    if (shape != NULL) {
-        PyObject *empty = np_empty(m, st);
-        PyObject *dt = empty != NULL ? PyUnicode_FromString(dtype) : NULL;
-        if (dt != NULL) {
-            PyObject *call[2] = {shape, dt};
-            out = PyObject_Vectorcall(empty, call, 2, NULL);
-            Py_DECREF(dt);
-        }
-        Py_XDECREF(empty);
-        Py_DECREF(shape);
+    PyObject *empty = shape != NULL ? np_empty(m, st) : NULL;
+    if (empty != NULL) {
+        PyObject *call[2] = {shape, dtype};
+        out = PyObject_Vectorcall(empty, call, 2, NULL);
+        Py_DECREF(empty);
         PyErr_Clear();  /* whatever failed, the Python way below says it properly */
     }
+    Py_XDECREF(shape);
+    Py_XDECREF(dtype);
     if (out == NULL)
         out = PyObject_CallFunctionObjArgs(st->square_out, x, Py_None, NULL);
     return out;
@@ -1612,9 +1603,14 @@ static int native_exec(PyObject *m)
         return -1;
     st->sos_type_message = PyObject_GetAttrString(kernel_args, "_SUM_OF_SQUARES_TYPE");
     st->square_out = PyObject_GetAttrString(kernel_args, "square_out");
+    st->square_formats = PyObject_GetAttrString(kernel_args, "SQUARE_OUT");
     Py_DECREF(kernel_args);
-    if (st->sos_type_message == NULL || st->square_out == NULL)
+    if (st->sos_type_message == NULL || st->square_out == NULL || st->square_formats == NULL)
         return -1;
+    if (!PyDict_Check(st->square_formats)) {
+        PyErr_SetString(PyExc_TypeError, "manycore._kernel_args.SQUARE_OUT must be a dict");
+        return -1;
+    }
 
     PyObject *threading = PyImport_ImportModule("threading");
     if (threading == NULL)
@@ -1654,6 +1650,7 @@ static int native_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->sos_type_message);
     Py_VISIT(st->square_out);
     Py_VISIT(st->np_empty);
+    Py_VISIT(st->square_formats);
     return 0;
 }
 
@@ -1668,6 +1665,7 @@ static int native_clear(PyObject *m)
     Py_CLEAR(st->sos_type_message);
     Py_CLEAR(st->square_out);
     Py_CLEAR(st->np_empty);
+    Py_CLEAR(st->square_formats);
     return 0;
 }
 
